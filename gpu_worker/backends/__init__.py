@@ -1,0 +1,1 @@
+"""Training backends (native torch, TAO containers) behind one interface."""

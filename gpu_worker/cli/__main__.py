@@ -1,0 +1,3 @@
+from gpu_worker.cli import main
+
+main()

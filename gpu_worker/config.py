@@ -1,0 +1,139 @@
+"""Configuration: `PEOPLENET_*` environment variables over an optional TOML file over defaults.
+
+Nested sections use `__` in env names, e.g. `PEOPLENET_AWS__BUCKET=my-bucket`.
+The TOML file is `$PEOPLENET_CONFIG` if set, else `./peoplenet.toml` when it exists.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("peoplenet.toml")
+
+
+class AwsSettings(BaseModel):
+    region: str = "us-east-1"
+    endpoint_url: str | None = Field(default=None, description="e.g. a moto server; None = real AWS")
+    bucket: str | None = None
+    jobs_queue_url: str | None = None
+    jobs_dlq_url: str | None = None
+    jobs_table: str | None = None
+    idempotency_table: str | None = None
+    events_topic_arn: str | None = None
+
+
+class QueueSettings(BaseModel):
+    visibility_timeout_s: int = Field(default=900, ge=1, le=43200)
+    max_receives: int = Field(default=3, ge=1, description="Deliveries before a message is dead-lettered")
+    heartbeat_interval_s: float = Field(default=60.0, gt=0)
+    wait_time_s: int = Field(default=10, ge=0, le=20)
+
+
+class WorkerSettings(BaseModel):
+    backend: Literal["torch", "tao"] = "torch"
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    retry_backoff_s: float = 30.0
+    spot_interruption_polling: bool = False
+    metadata_endpoint: str = "http://169.254.169.254"
+    work_dir: Path | None = Field(default=None, description="Scratch space; default <data_dir>/work")
+
+
+class GateSettings(BaseModel):
+    min_ap_change: dict[str, float] = Field(
+        default_factory=lambda: {"person": 0.0},
+        description="Per class: new AP minus production AP must be >= this (negative allows a drop)",
+    )
+
+
+class TaoSettings(BaseModel):
+    key: SecretStr = SecretStr("tlt_encode")
+    train_image: str = "nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5"
+    deploy_image: str = "nvcr.io/nvidia/tao/tao-toolkit:5.0.0-deploy"
+    use_gpus: bool = True
+    gpu_ids: list[int] | None = None
+    shm_size: str = "16G"
+    timeout_s: int = 48 * 3600
+
+
+class NotifySettings(BaseModel):
+    webhook_url: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PEOPLENET_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    mode: Literal["local", "aws"] = "local"
+    data_dir: Path = Field(default=Path("data"), description="Local mode: store/, state.sqlite, inbox/")
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
+    tao: TaoSettings = Field(default_factory=TaoSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = config_file_path()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    # Local-mode layout, one data folder for everything.
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def state_db(self) -> Path:
+        return self.data_dir / "state.sqlite"
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.data_dir / "inbox"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.worker.work_dir or self.data_dir / "work"
+
+
+class ConfigError(ValueError):
+    """The configuration file or environment is invalid."""
+
+
+def config_file_path() -> Path | None:
+    explicit = os.environ.get("PEOPLENET_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"PEOPLENET_CONFIG points at {path}, which is not a file")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc
