@@ -55,6 +55,22 @@ class GateSettings(BaseModel):
     )
 
 
+class PruneSettings(BaseModel):
+    """TAO `prune` options used by the pipeline's prune stage (-pth, -n, -eq, -pg, -nf, -el)."""
+
+    threshold: float = Field(default=0.1, ge=0)
+    normalizer: Literal["max", "L2"] = "max"
+    equalization: Literal["union", "intersection", "arithmetic_mean", "geometric_mean"] = "union"
+    granularity: int = Field(default=8, ge=1)
+    min_num_filters: int = Field(default=16, ge=1)
+    excluded_layers: list[str] = Field(default_factory=list)
+
+
+class ExportSettings(BaseModel):
+    int8: bool = Field(default=True, description="Also write a QDQ INT8 ONNX and a TensorRT calibration cache")
+    calibration_images: int = Field(default=32, ge=1, description="Training images used to calibrate INT8")
+
+
 class TaoSettings(BaseModel):
     key: SecretStr = SecretStr("tlt_encode")
     train_image: str = "nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5"
@@ -63,6 +79,18 @@ class TaoSettings(BaseModel):
     gpu_ids: list[int] | None = None
     shm_size: str = "16G"
     timeout_s: int = 48 * 3600
+    # The rest mirrors NVIDIA's launcher (~/.tao_mounts.json DockerOptions / Envs).
+    converter_image: str | None = Field(default=None, description="Image with tao-converter; None = deploy_image")
+    user: str | None = Field(default=None, description="Container user 'UID:GID'; None = the worker's own")
+    ulimits: dict[str, int] = Field(default_factory=lambda: {"memlock": -1, "stack": 67108864})
+    memory_limit: str | None = Field(default=None, description="Container RAM limit, e.g. '64g'; None = no limit")
+    network_mode: str | None = Field(default=None, description="e.g. 'none'; None = Docker's default network")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment for TAO containers")
+    stop_grace_s: float = Field(default=30.0, ge=0, description="SIGTERM -> SIGKILL grace when stopping")
+    export_format: Literal["onnx", "etlt"] = Field(default="onnx", description="onnx: TAO >= 5; etlt: older TAO")
+    prune_threshold: float = Field(default=5.2e-6, ge=0)
+    prune_granularity: int = Field(default=8, ge=1)
+    prune_min_filters: int = Field(default=16, ge=1)
 
 
 class NotifySettings(BaseModel):
@@ -80,6 +108,8 @@ class Settings(BaseSettings):
     queue: QueueSettings = Field(default_factory=QueueSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
+    prune: PruneSettings = Field(default_factory=PruneSettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)
     tao: TaoSettings = Field(default_factory=TaoSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
 

@@ -44,6 +44,6 @@ class RetrainJob(Contract):
     manifest_etag: str | None = None
     spec: str = Field(default="peoplenet_train.txt", description="Spec name under specs/ or a store key")
     base_model: BaseModelRef = Field(default_factory=BaseModelRef)
-    backend: TrainingBackend = TrainingBackend.TORCH
+    backend: TrainingBackend | None = Field(default=None, description="None: the worker's configured backend")
     prune: bool = True
     channel: str = "production"

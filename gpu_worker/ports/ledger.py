@@ -50,17 +50,24 @@ class JobLedger(ABC):
     @abstractmethod
     def set_status(
         self, job_id: str, status: JobStatus, *, reason: str | None = None, model_version: str | None = None
-    ) -> None: ...
+    ) -> None:
+        """Set the status (and updated_at); reason/model_version are set when given, else left as they are.
+
+        Raises KeyError when unknown.
+        """
 
     @abstractmethod
-    def set_stage(self, job_id: str, stage: StageRecord) -> None: ...
+    def set_stage(self, job_id: str, stage: StageRecord) -> None:
+        """Insert or replace the record of stage.name. Raises KeyError when the job is unknown."""
 
     @abstractmethod
     def claim(self, job_id: str, owner: str, lease_s: int, now: datetime | None = None) -> bool:
         """Take or renew the job's lease (conditional write): True if owner now holds it.
 
-        Succeeds when unleased, expired, or already held by owner. Also increments attempts on a new claim.
+        Succeeds when unleased, expired, or already held by owner. Also increments attempts on a new claim
+        (not on a renewal). Raises KeyError when the job is unknown.
         """
 
     @abstractmethod
-    def release_claim(self, job_id: str, owner: str) -> None: ...
+    def release_claim(self, job_id: str, owner: str) -> None:
+        """Drop the lease if owner holds it; a no-op otherwise (never steals another worker's lease)."""

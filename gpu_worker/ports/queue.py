@@ -27,7 +27,8 @@ class JobQueue(ABC):
 
     A received message is hidden for `visibility_timeout_s`; unacknowledged it is delivered again.
     After `max_receives` deliveries a message goes to the dead letters with the last recorded error.
-    `ack`/`extend`/`release` raise `LeaseLost` when the receipt is no longer valid.
+    `ack`/`extend`/`release` raise `LeaseLost` when the receipt is no longer valid (SQS cannot tell
+    a stale receipt of a message that still exists: there the job ledger's claim guards ownership).
     """
 
     @abstractmethod
@@ -48,7 +49,11 @@ class JobQueue(ABC):
 
     @abstractmethod
     def release(self, message: ReceivedMessage, *, delay_s: int = 0, error: str | None = None) -> None:
-        """Give the message back for redelivery after delay_s, recording the error if any."""
+        """Give the message back for redelivery after delay_s, recording the error if any.
+
+        A message that has used its last receive (receive_count >= max_receives) goes to the dead
+        letters at once, with error (or "released after N receives ...") as its reason.
+        """
 
     @abstractmethod
     def dead_letters(self) -> list[DeadLetter]: ...

@@ -1,0 +1,231 @@
+"""Quality numbers of issue 4 -> bench/results/quality.json.
+
+Phases (each merges its section into the JSON file given by --results):
+  import  (CPU): import the real PeopleNet TFLite, parity with the TFLite runtime, AP50 on
+          coco128-kitti/val of the TFLite reference and of the imported model (reference protocol
+          and the project's evaluator). Writes the imported model file for the gpu phase.
+  gpu     (GPU host): fine-tune from the imported model on coco128-kitti/train (peoplenet_train.txt),
+          prune TAO-style to >= 30 % fewer parameters, retrain (peoplenet_retrain.txt), export fp32 ONNX,
+          quantise to INT8 QDQ, evaluate every artefact (torch on the GPU, ONNX with onnxruntime CPU).
+
+    python bench/quality.py import --shared ../shared --work /tmp/quality
+    python bench/quality.py gpu --shared .carry/shared --base /tmp/quality/peoplenet_imported.pt --work $OUT
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TFLITE_NAME = "resnet34_peoplenet_int8_mod_dynamic_range_quant.tflite"
+# Reference protocol class map: channel 0 person, channel 1 bag (COCO's bag-like classes).
+REFERENCE_CLASSES = {"person": 0, "backpack": 1, "handbag": 1, "suitcase": 1}
+PRUNE_THRESHOLDS = (0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+TARGET_REDUCTION = 0.30
+
+
+def kitti_images(kitti_dir: Path) -> list[Path]:
+    return sorted(p for p in (kitti_dir / "images").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {"host": platform.node(), "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def merge_results(path: Path, section: str, values: dict[str, Any]) -> None:
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data[section] = values
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def reference(predict: Any, val_dir: Path) -> dict[str, float]:
+    from gpu_worker.detection.reference_eval import reference_ap50
+
+    result = reference_ap50(predict, val_dir, REFERENCE_CLASSES)
+    return {"AP50/person": round(result.ap50[0], 4), "AP50/bag": round(result.ap50[1], 4), "num_gt": result.num_gt}
+
+
+def project_eval(model: Any, spec: Any, val_dir: Path, device: str) -> dict[str, float]:
+    from gpu_worker.training.evaluate import evaluate_model
+
+    result = evaluate_model(model, spec, kitti_dir=val_dir, device=device)
+    return {k: round(v, 4) for k, v in result.to_dict().items()}
+
+
+def load_spec(name: str, train_dir: Path, val_dir: Path) -> Any:
+    from gpu_worker.specs import load_experiment_spec
+    from gpu_worker.specs.edit import with_data_paths
+
+    return with_data_paths(load_experiment_spec(ROOT / "specs" / name), train_dir, val_dir)
+
+
+def phase_import(args: argparse.Namespace) -> None:
+    from gpu_worker.detection.reference_eval import tflite_predict_fn
+    from gpu_worker.importers import import_weights
+    from gpu_worker.importers.parity import COVERAGE_TOLERANCE, CONFIDENT, DETECTION_IOU_TOLERANCE, compare_with_tflite, torch_predict_fn
+    from gpu_worker.pruning import count_params
+
+    shared, work = Path(args.shared), Path(args.work)
+    tflite = shared / "models" / "peoplenet" / TFLITE_NAME
+    val_dir = shared / "data" / "coco128-kitti" / "val"
+    train_dir = shared / "data" / "coco128-kitti" / "train"
+    started = time.perf_counter()
+    imported = import_weights(tflite)
+    model_path = imported.save(work / "peoplenet_imported.pt")
+    images = kitti_images(val_dir)[: args.parity_images]
+    parity = compare_with_tflite(tflite, imported.model, images)
+    spec = load_spec("peoplenet_train.txt", train_dir, val_dir)
+    tflite_ref = reference(tflite_predict_fn(tflite), val_dir)
+    imported_ref = reference(torch_predict_fn(imported.model), val_dir)
+    values = {
+        "machine": machine(),
+        "data": "coco128-kitti/val (128 real COCO photos)",
+        "imported_model": str(model_path.name),
+        "plan": {"conv1": imported.model.plan.widths["conv1"], "last_stage": imported.model.plan.widths["block_4c_conv_2"],
+                 "heads": [imported.model.plan.widths["output_cov"], imported.model.plan.widths["output_bbox"]]},
+        "activation": str(imported.model.activation),
+        "params": count_params(imported.model),
+        "parity": {
+            **parity.to_dict(),
+            "tolerance": {"coverage_max_abs": COVERAGE_TOLERANCE, "confident_detection_iou": DETECTION_IOU_TOLERANCE,
+                          "confident": CONFIDENT},
+            "within_tolerance": parity.within_tolerance(),
+        },
+        "reference_protocol": {"tflite_runtime": tflite_ref, "imported_torch_cpu": imported_ref,
+                               "delta_person": round(imported_ref["AP50/person"] - tflite_ref["AP50/person"], 4)},
+        "project_evaluator": {"imported_torch_cpu": project_eval(imported.model, spec, val_dir, "cpu")},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    merge_results(Path(args.results), "import", values)
+    print(json.dumps(values, indent=2))
+
+
+def phase_gpu(args: argparse.Namespace) -> None:
+    import torch
+
+    from gpu_worker.detection.checkpoint import load_model, save_model
+    from gpu_worker.export.int8 import quantize_qdq, write_calibration_cache, zero_point_violations
+    from gpu_worker.export.onnx_export import export_onnx
+    from gpu_worker.importers.parity import torch_predict_fn
+    from gpu_worker.pruning import PruneSettings, count_params, prune_model
+    from gpu_worker.training.predictors import open_predictor
+    from gpu_worker.training.train import train
+
+    shared, work = Path(args.shared), Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    train_dir = shared / "data" / "coco128-kitti" / "train"
+    val_dir = shared / "data" / "coco128-kitti" / "val"
+    results = Path(args.results)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    out: dict[str, Any] = {"machine": machine(), "device": device, "data": {"train": "coco128-kitti/train", "val": "coco128-kitti/val"}}
+
+    def save() -> None:
+        merge_results(results, "gpu", out)
+
+    def evaluate(model: Any, spec: Any) -> dict[str, Any]:
+        return {"reference_protocol": reference(torch_predict_fn_on(model, device), val_dir),
+                "project_evaluator": project_eval(model, spec, val_dir, device)}
+
+    base, _ = load_model(args.base)
+    train_spec = load_spec("peoplenet_train.txt", train_dir, val_dir)
+    retrain_spec = load_spec("peoplenet_retrain.txt", train_dir, val_dir)
+    if args.epochs:
+        train_spec.training_config.num_epochs = args.epochs
+        retrain_spec.training_config.num_epochs = args.epochs
+    out["base"] = evaluate(base, train_spec)
+    save()
+    t = time.perf_counter()
+    finetuned = train(train_spec, work / "finetune", base_model=Path(args.base), device=device, cache_dir=work / "cache")
+    ft_model, meta = load_model(finetuned.model_path)
+    out["finetuned"] = {"epochs": finetuned.epochs_done, "seconds": round(time.perf_counter() - t, 1),
+                        "params": count_params(ft_model), **evaluate(ft_model, train_spec)}
+    save()
+    # TAO flow: prune -pth T -eq union -pg 8 -nf 16 -n max; the smallest listed T giving >= 30 % fewer params.
+    for threshold in PRUNE_THRESHOLDS:
+        result = prune_model(ft_model.cpu(), PruneSettings(threshold=threshold))
+        if 1 - result.ratio >= TARGET_REDUCTION:
+            break
+    pruned_path = save_model(work / "pruned.pt", result.model, meta.classes, meta.input_hw, extra={"pruned_from": "finetune"})
+    out["pruned"] = {"threshold": threshold, "equalization": "union", "granularity": 8, "min_num_filters": 16,
+                     "normalizer": "max", "params_before": result.params_before, "params_after": result.params_after,
+                     "reduction": round(1 - result.ratio, 4), **evaluate(result.model, retrain_spec)}
+    save()
+    t = time.perf_counter()
+    retrained = train(retrain_spec, work / "retrain", base_model=pruned_path, device=device, cache_dir=work / "cache")
+    rt_model, _ = load_model(retrained.model_path)
+    out["retrained"] = {"epochs": retrained.epochs_done, "seconds": round(time.perf_counter() - t, 1),
+                        "params": count_params(rt_model), **evaluate(rt_model, retrain_spec)}
+    save()
+    onnx_fp32 = export_onnx(retrained.model_path, work / "retrained_fp32.onnx")
+    calib = kitti_images(train_dir)[: args.calibration_images]
+    t = time.perf_counter()
+    int8 = quantize_qdq(onnx_fp32, work / "retrained_int8.onnx", calib)
+    write_calibration_cache(onnx_fp32, int8.activation_scales, work / "retrained_calibration.cache")
+    out["int8"] = {"calibration_images": len(calib), "method": str(int8.method), "seconds": round(time.perf_counter() - t, 1),
+                   "zero_point_violations": len(zero_point_violations(int8.onnx))}
+    for name, path in (("onnx_fp32", onnx_fp32), ("onnx_int8_qdq", int8.onnx)):
+        predictor = open_predictor(path, "cpu")
+        out[name] = {"runtime": "onnxruntime CPUExecutionProvider",
+                     "reference_protocol": reference(predictor.predict_one, val_dir),
+                     "project_evaluator": project_eval(predictor, retrain_spec, val_dir, "cpu")}
+        save()
+    base_ap = out["base"]["reference_protocol"]["AP50/person"]
+    checks = {
+        "finetune_gain_ge_0.10": out["finetuned"]["reference_protocol"]["AP50/person"] - base_ap >= 0.10,
+        "base_people_not_lost": out["finetuned"]["reference_protocol"]["AP50/person"] >= base_ap,
+        "pruned_reduction_ge_0.30": out["pruned"]["reduction"] >= TARGET_REDUCTION,
+        "retrained_within_0.02": abs(out["retrained"]["reference_protocol"]["AP50/person"]
+                                     - out["finetuned"]["reference_protocol"]["AP50/person"]) <= 0.02,
+        "int8_within_0.01": abs(out["onnx_int8_qdq"]["reference_protocol"]["AP50/person"]
+                                - out["onnx_fp32"]["reference_protocol"]["AP50/person"]) <= 0.01,
+    }
+    out["checks"] = checks
+    save()
+    print(json.dumps(out, indent=2))
+
+
+def torch_predict_fn_on(model: Any, device: str) -> Any:
+    import numpy as np
+    import torch
+
+    model = model.to(device).eval()
+
+    def predict(image: Any) -> tuple[Any, Any]:
+        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / 255.0)[None].to(device)
+        with torch.inference_mode():
+            cov, bbox = model(x)
+        return cov[0].float().cpu().numpy(), bbox[0].float().cpu().numpy()
+
+    return predict
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("phase", choices=["import", "gpu"])
+    parser.add_argument("--shared", default=str(ROOT.parent / "shared"))
+    parser.add_argument("--work", default="/tmp/quality")
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results" / "quality.json"))
+    parser.add_argument("--base", default="/tmp/quality/peoplenet_imported.pt")
+    parser.add_argument("--parity-images", type=int, default=32)
+    parser.add_argument("--calibration-images", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=0, help="override num_epochs of both specs (0: the specs')")
+    args = parser.parse_args()
+    {"import": phase_import, "gpu": phase_gpu}[args.phase](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Training throughput at 960x544, ResNet-34, bf16: the full step vs the model-only step.
+
+full: what `train` does per step: batch gather from the prepared cache (background thread, pinned
+memory), host-to-device copy, GPU augmentation, target rasterisation, forward, loss, backward, Adam.
+model-only: the same model, optimiser and loss on one synthetic batch already on the GPU with its
+targets precomputed (forward, loss, backward, Adam).
+
+    python bench/train_throughput.py --data ../shared/data/coco128-kitti --out bench/results/train_throughput.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from bench._common import machine, scratch_spec
+from gpu_worker.detection.losses import CostConfig, DetectNetLoss
+from gpu_worker.detection.rasterizer import RasterizerConfig, rasterize
+from gpu_worker.specs.info import target_class_names
+from gpu_worker.training.data import AugmentConfig, BatchLoader, prepare_cache
+from gpu_worker.training.engine import StepOptions, Trainer, make_optimizer
+from gpu_worker.training.schedule import SoftStartAnnealing
+from gpu_worker.training.train import _fresh_model
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def build_trainer(spec: object, device: torch.device, steps: int, compile_model: bool) -> Trainer:
+    names = target_class_names(spec)  # type: ignore[arg-type]
+    model = _fresh_model(spec, names).to(device)
+    amp = device.type == "cuda"
+    if amp:
+        model = model.to(memory_format=torch.channels_last)
+    schedule = SoftStartAnnealing.from_spec(spec)
+    optimizer = make_optimizer(model, schedule.min_lr, 1e-8, 0.9, 0.999)
+    loss_fn = DetectNetLoss(CostConfig.from_spec(spec), device)
+    options = StepOptions(amp=amp, channels_last=amp, regularizer="L1", regularizer_weight=3e-9, log_every=10**9)
+    forward = torch.compile(model) if compile_model else None
+    raster = RasterizerConfig.from_spec(spec, names)
+    return Trainer(model, optimizer, loss_fn, raster, schedule, steps, device, options, forward=forward)
+
+
+def full_rate(trainer: Trainer, loader: BatchLoader, warmup: int, steps: int) -> float:
+    done, epoch, start, images = 0, 0, 0.0, 0
+    while done < warmup + steps:
+        loader.set_epoch(epoch)
+        for batch in loader:
+            if done == warmup:
+                _sync()
+                start, images = time.perf_counter(), 0
+            trainer.train_step(batch.images, batch.boxes, batch.classes, batch.weights)
+            images += len(batch)
+            done += 1
+            if done >= warmup + steps:
+                break
+        epoch += 1
+    _sync()
+    return images / (time.perf_counter() - start)
+
+
+def model_only_rate(
+    trainer: Trainer, batch_size: int, hw: tuple[int, int], loader: BatchLoader, warmup: int, steps: int
+) -> float:
+    device = trainer.device
+    real = next(iter(loader))  # realistic boxes, rasterised once
+    images = torch.rand(batch_size, 3, *hw, device=device).contiguous(memory_format=torch.channels_last)
+    loss_fn, optimizer = trainer.loss_fn, trainer.optimizer
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        cov, _ = trainer.forward(images)
+    targets = rasterize(real.boxes, real.classes, trainer.raster, tuple(cov.shape[-2:]), hw, device)
+    for i in range(warmup + steps):
+        if i == warmup:
+            _sync()
+            start = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            cov, bbox = trainer.forward(images)
+        loss = loss_fn(cov, bbox, targets, 0.5).total
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    _sync()
+    return batch_size * steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="KITTI root with train/ (and val/)")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/peoplenet-bench-cache"))
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=15)
+    parser.add_argument("--compile", action="store_true", help="also measure with torch.compile")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/train_throughput.json"))
+    args = parser.parse_args()
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cudnn.benchmark = True
+    spec = scratch_spec(args.data / "train", None, epochs=10, batch_size=args.batch_size)
+    prepared = prepare_cache(spec, args.cache)
+    loader = BatchLoader(prepared.train, args.batch_size, device, shuffle=True, augment=AugmentConfig.from_spec(spec),
+                         seed=1, drop_last=True)  # fmt: skip
+    hw = (prepared.height, prepared.width)
+    results: dict[str, object] = {"machine": machine(), "batch_size": args.batch_size, "input_hw": list(hw),
+                                  "num_layers": 34, "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+                                  "steps": args.steps, "warmup": args.warmup}  # fmt: skip
+    for compiled in [False, True] if args.compile else [False]:
+        trainer = build_trainer(spec, device, args.warmup + args.steps, compiled)
+        model_only = model_only_rate(trainer, args.batch_size, hw, loader, args.warmup, args.steps)
+        trainer = build_trainer(spec, device, args.warmup + args.steps, compiled)
+        full = full_rate(trainer, loader, args.warmup, args.steps)
+        key = "compiled" if compiled else "eager"
+        results[key] = {
+            "full_images_per_s": full,
+            "model_only_images_per_s": model_only,
+            "full_over_model_only": full / model_only,
+        }
+        print(key, json.dumps(results[key]), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The native PyTorch backend: our DetectNet_v2 trainer, TAO-style pruning, ONNX + INT8 QDQ export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gpu_worker.backends.base import (
+    ExportResult,
+    ModelArtifact,
+    StageContext,
+    TrainingBackend,
+    TrainingStopped,
+)
+from gpu_worker.config import Settings
+
+MODEL_FILE = "model.pt"
+
+
+def _results_dir(ctx: StageContext, default: str) -> Path:
+    path = Path(ctx.extra.get("results_dir") or ctx.stage_dir(default))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class TorchBackend(TrainingBackend):
+    name = "torch"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def prepare(self, ctx: StageContext) -> None:
+        """Nothing to convert: the trainer reads KITTI folders and builds its own image cache."""
+
+    def _train(self, ctx: StageContext, spec: Path, base: Path | None, stage: str) -> ModelArtifact:
+        from gpu_worker.pruning.prune import count_params
+        from gpu_worker.training.checkpoint import latest_checkpoint
+        from gpu_worker.training.train import CHECKPOINT_DIR, train
+
+        results = _results_dir(ctx, stage)
+        resume = latest_checkpoint(results / CHECKPOINT_DIR) is not None
+        result = train(
+            spec,
+            results,
+            resume=resume,
+            base_model=base,
+            device=ctx.device,
+            progress=ctx.progress,
+            should_stop=ctx.should_stop,
+            cache_dir=ctx.work_dir / "image-cache",
+        )
+        if result.stopped:
+            assert result.checkpoint_path is not None
+            raise TrainingStopped(result.checkpoint_path)
+        from gpu_worker.detection.checkpoint import load_model
+
+        model, _ = load_model(result.model_path)
+        return ModelArtifact(result.model_path, count_params(model))
+
+    def train(self, ctx: StageContext, base_model: Path | None) -> ModelArtifact:
+        return self._train(ctx, ctx.spec_path, base_model, "train")
+
+    def prune(self, ctx: StageContext, model: ModelArtifact) -> ModelArtifact:
+        from gpu_worker.detection.checkpoint import load_model, save_model
+        from gpu_worker.pruning.criteria import Equalization, Normalizer
+        from gpu_worker.pruning.prune import PruneSettings, prune_model
+
+        options = self.settings.prune
+        loaded, meta = load_model(model.path)
+        result = prune_model(
+            loaded,
+            PruneSettings(
+                threshold=options.threshold,
+                normalizer=Normalizer(options.normalizer),
+                equalization=Equalization(options.equalization),
+                granularity=options.granularity,
+                min_num_filters=options.min_num_filters,
+                excluded_layers=tuple(options.excluded_layers),
+            ),
+        )
+        out = _results_dir(ctx, "prune") / MODEL_FILE
+        extra = {**meta.extra, "pruned_from_params": result.params_before, "prune_threshold": options.threshold}
+        save_model(out, result.model, meta.classes, meta.input_hw, extra)
+        ctx.progress(
+            f"pruned {result.params_before:,} -> {result.params_after:,} parameters ({result.ratio:.1%} kept)"
+        )
+        return ModelArtifact(out, result.params_after)
+
+    def retrain(self, ctx: StageContext, pruned: ModelArtifact) -> ModelArtifact:
+        return self._train(ctx, ctx.retrain_spec_path or ctx.spec_path, pruned.path, "retrain")
+
+    def evaluate(self, ctx: StageContext, model: ModelArtifact) -> dict[str, float]:
+        from gpu_worker.training.evaluate import evaluate_model
+
+        out = _results_dir(ctx, "evaluate") / "metrics.json"
+        result = evaluate_model(model.path, ctx.spec_path, device=ctx.device, out_path=out)
+        return result.to_dict()
+
+    def export(self, ctx: StageContext, model: ModelArtifact) -> ExportResult:
+        from gpu_worker.detection.checkpoint import load_model
+        from gpu_worker.export.int8 import quantize_qdq, write_calibration_cache
+        from gpu_worker.export.labels import labels_path_for
+        from gpu_worker.export.onnx_export import export_onnx
+        from gpu_worker.specs import load_experiment_spec
+        from gpu_worker.training.dataset import select_splits
+
+        out = _results_dir(ctx, "export")
+        onnx_path = export_onnx(model.path, out / "model.onnx")
+        _, meta = load_model(model.path)
+        int8_path = cache_path = None
+        if self.settings.export.int8:
+            train_samples, _ = select_splits(load_experiment_spec(ctx.spec_path))
+            images = [item.sample.image for item in train_samples[: self.settings.export.calibration_images]]
+            int8 = quantize_qdq(onnx_path, out / "model_int8.onnx", images)
+            int8_path = int8.onnx
+            cache_path = write_calibration_cache(onnx_path, int8.activation_scales, out / "calibration.cache")
+        return ExportResult(
+            onnx=onnx_path,
+            etlt=None,
+            labels=labels_path_for(onnx_path),
+            int8_onnx=int8_path,
+            calibration_cache=cache_path,
+            classes=tuple(meta.classes),
+            input_dims=(3, meta.input_hw[0], meta.input_hw[1]),
+        )

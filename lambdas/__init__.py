@@ -1,0 +1,1 @@
+"""AWS Lambda functions of peoplenet-retrain (torch- and docker-free; built by `make build-<Function>`)."""
