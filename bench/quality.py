@@ -39,7 +39,11 @@ def kitti_images(kitti_dir: Path) -> list[Path]:
 def machine() -> dict[str, Any]:
     import torch
 
-    info: dict[str, Any] = {"host": platform.node(), "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
+    info: dict[str, Any] = {
+        "host": platform.node(),
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -76,7 +80,13 @@ def load_spec(name: str, train_dir: Path, val_dir: Path) -> Any:
 def phase_import(args: argparse.Namespace) -> None:
     from gpu_worker.detection.reference_eval import tflite_predict_fn
     from gpu_worker.importers import import_weights
-    from gpu_worker.importers.parity import COVERAGE_TOLERANCE, CONFIDENT, DETECTION_IOU_TOLERANCE, compare_with_tflite, torch_predict_fn
+    from gpu_worker.importers.parity import (
+        CONFIDENT,
+        COVERAGE_TOLERANCE,
+        DETECTION_IOU_TOLERANCE,
+        compare_with_tflite,
+        torch_predict_fn,
+    )
     from gpu_worker.pruning import count_params
 
     shared, work = Path(args.shared), Path(args.work)
@@ -95,18 +105,27 @@ def phase_import(args: argparse.Namespace) -> None:
         "machine": machine(),
         "data": "coco128-kitti/val (128 real COCO photos)",
         "imported_model": str(model_path.name),
-        "plan": {"conv1": imported.model.plan.widths["conv1"], "last_stage": imported.model.plan.widths["block_4c_conv_2"],
-                 "heads": [imported.model.plan.widths["output_cov"], imported.model.plan.widths["output_bbox"]]},
+        "plan": {
+            "conv1": imported.model.plan.widths["conv1"],
+            "last_stage": imported.model.plan.widths["block_4c_conv_2"],
+            "heads": [imported.model.plan.widths["output_cov"], imported.model.plan.widths["output_bbox"]],
+        },
         "activation": str(imported.model.activation),
         "params": count_params(imported.model),
         "parity": {
             **parity.to_dict(),
-            "tolerance": {"coverage_max_abs": COVERAGE_TOLERANCE, "confident_detection_iou": DETECTION_IOU_TOLERANCE,
-                          "confident": CONFIDENT},
+            "tolerance": {
+                "coverage_max_abs": COVERAGE_TOLERANCE,
+                "confident_detection_iou": DETECTION_IOU_TOLERANCE,
+                "confident": CONFIDENT,
+            },
             "within_tolerance": parity.within_tolerance(),
         },
-        "reference_protocol": {"tflite_runtime": tflite_ref, "imported_torch_cpu": imported_ref,
-                               "delta_person": round(imported_ref["AP50/person"] - tflite_ref["AP50/person"], 4)},
+        "reference_protocol": {
+            "tflite_runtime": tflite_ref,
+            "imported_torch_cpu": imported_ref,
+            "delta_person": round(imported_ref["AP50/person"] - tflite_ref["AP50/person"], 4),
+        },
         "project_evaluator": {"imported_torch_cpu": project_eval(imported.model, spec, val_dir, "cpu")},
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -120,7 +139,6 @@ def phase_gpu(args: argparse.Namespace) -> None:
     from gpu_worker.detection.checkpoint import load_model, save_model
     from gpu_worker.export.int8 import quantize_qdq, write_calibration_cache, zero_point_violations
     from gpu_worker.export.onnx_export import export_onnx
-    from gpu_worker.importers.parity import torch_predict_fn
     from gpu_worker.pruning import PruneSettings, count_params, prune_model
     from gpu_worker.training.predictors import open_predictor
     from gpu_worker.training.train import train
@@ -131,14 +149,20 @@ def phase_gpu(args: argparse.Namespace) -> None:
     val_dir = shared / "data" / "coco128-kitti" / "val"
     results = Path(args.results)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    out: dict[str, Any] = {"machine": machine(), "device": device, "data": {"train": "coco128-kitti/train", "val": "coco128-kitti/val"}}
+    out: dict[str, Any] = {
+        "machine": machine(),
+        "device": device,
+        "data": {"train": "coco128-kitti/train", "val": "coco128-kitti/val"},
+    }
 
     def save() -> None:
         merge_results(results, "gpu", out)
 
     def evaluate(model: Any, spec: Any) -> dict[str, Any]:
-        return {"reference_protocol": reference(torch_predict_fn_on(model, device), val_dir),
-                "project_evaluator": project_eval(model, spec, val_dir, device)}
+        return {
+            "reference_protocol": reference(torch_predict_fn_on(model, device), val_dir),
+            "project_evaluator": project_eval(model, spec, val_dir, device),
+        }
 
     base, _ = load_model(args.base)
     train_spec = load_spec("peoplenet_train.txt", train_dir, val_dir)
@@ -149,49 +173,81 @@ def phase_gpu(args: argparse.Namespace) -> None:
     out["base"] = evaluate(base, train_spec)
     save()
     t = time.perf_counter()
-    finetuned = train(train_spec, work / "finetune", base_model=Path(args.base), device=device, cache_dir=work / "cache")
+    finetuned = train(
+        train_spec, work / "finetune", base_model=Path(args.base), device=device, cache_dir=work / "cache"
+    )
     ft_model, meta = load_model(finetuned.model_path)
-    out["finetuned"] = {"epochs": finetuned.epochs_done, "seconds": round(time.perf_counter() - t, 1),
-                        "params": count_params(ft_model), **evaluate(ft_model, train_spec)}
+    out["finetuned"] = {
+        "epochs": finetuned.epochs_done,
+        "seconds": round(time.perf_counter() - t, 1),
+        "params": count_params(ft_model),
+        **evaluate(ft_model, train_spec),
+    }
     save()
     # TAO flow: prune -pth T -eq union -pg 8 -nf 16 -n max; the smallest listed T giving >= 30 % fewer params.
     for threshold in PRUNE_THRESHOLDS:
         result = prune_model(ft_model.cpu(), PruneSettings(threshold=threshold))
         if 1 - result.ratio >= TARGET_REDUCTION:
             break
-    pruned_path = save_model(work / "pruned.pt", result.model, meta.classes, meta.input_hw, extra={"pruned_from": "finetune"})
-    out["pruned"] = {"threshold": threshold, "equalization": "union", "granularity": 8, "min_num_filters": 16,
-                     "normalizer": "max", "params_before": result.params_before, "params_after": result.params_after,
-                     "reduction": round(1 - result.ratio, 4), **evaluate(result.model, retrain_spec)}
+    pruned_path = save_model(
+        work / "pruned.pt", result.model, meta.classes, meta.input_hw, extra={"pruned_from": "finetune"}
+    )
+    out["pruned"] = {
+        "threshold": threshold,
+        "equalization": "union",
+        "granularity": 8,
+        "min_num_filters": 16,
+        "normalizer": "max",
+        "params_before": result.params_before,
+        "params_after": result.params_after,
+        "reduction": round(1 - result.ratio, 4),
+        **evaluate(result.model, retrain_spec),
+    }
     save()
     t = time.perf_counter()
     retrained = train(retrain_spec, work / "retrain", base_model=pruned_path, device=device, cache_dir=work / "cache")
     rt_model, _ = load_model(retrained.model_path)
-    out["retrained"] = {"epochs": retrained.epochs_done, "seconds": round(time.perf_counter() - t, 1),
-                        "params": count_params(rt_model), **evaluate(rt_model, retrain_spec)}
+    out["retrained"] = {
+        "epochs": retrained.epochs_done,
+        "seconds": round(time.perf_counter() - t, 1),
+        "params": count_params(rt_model),
+        **evaluate(rt_model, retrain_spec),
+    }
     save()
     onnx_fp32 = export_onnx(retrained.model_path, work / "retrained_fp32.onnx")
     calib = kitti_images(train_dir)[: args.calibration_images]
     t = time.perf_counter()
     int8 = quantize_qdq(onnx_fp32, work / "retrained_int8.onnx", calib)
     write_calibration_cache(onnx_fp32, int8.activation_scales, work / "retrained_calibration.cache")
-    out["int8"] = {"calibration_images": len(calib), "method": str(int8.method), "seconds": round(time.perf_counter() - t, 1),
-                   "zero_point_violations": len(zero_point_violations(int8.onnx))}
+    out["int8"] = {
+        "calibration_images": len(calib),
+        "method": str(int8.method),
+        "seconds": round(time.perf_counter() - t, 1),
+        "zero_point_violations": len(zero_point_violations(int8.onnx)),
+    }
     for name, path in (("onnx_fp32", onnx_fp32), ("onnx_int8_qdq", int8.onnx)):
         predictor = open_predictor(path, "cpu")
-        out[name] = {"runtime": "onnxruntime CPUExecutionProvider",
-                     "reference_protocol": reference(predictor.predict_one, val_dir),
-                     "project_evaluator": project_eval(predictor, retrain_spec, val_dir, "cpu")}
+        out[name] = {
+            "runtime": "onnxruntime CPUExecutionProvider",
+            "reference_protocol": reference(predictor.predict_one, val_dir),
+            "project_evaluator": project_eval(predictor, retrain_spec, val_dir, "cpu"),
+        }
         save()
     base_ap = out["base"]["reference_protocol"]["AP50/person"]
     checks = {
         "finetune_gain_ge_0.10": out["finetuned"]["reference_protocol"]["AP50/person"] - base_ap >= 0.10,
         "base_people_not_lost": out["finetuned"]["reference_protocol"]["AP50/person"] >= base_ap,
         "pruned_reduction_ge_0.30": out["pruned"]["reduction"] >= TARGET_REDUCTION,
-        "retrained_within_0.02": abs(out["retrained"]["reference_protocol"]["AP50/person"]
-                                     - out["finetuned"]["reference_protocol"]["AP50/person"]) <= 0.02,
-        "int8_within_0.01": abs(out["onnx_int8_qdq"]["reference_protocol"]["AP50/person"]
-                                - out["onnx_fp32"]["reference_protocol"]["AP50/person"]) <= 0.01,
+        "retrained_within_0.02": abs(
+            out["retrained"]["reference_protocol"]["AP50/person"]
+            - out["finetuned"]["reference_protocol"]["AP50/person"]
+        )
+        <= 0.02,
+        "int8_within_0.01": abs(
+            out["onnx_int8_qdq"]["reference_protocol"]["AP50/person"]
+            - out["onnx_fp32"]["reference_protocol"]["AP50/person"]
+        )
+        <= 0.01,
     }
     out["checks"] = checks
     save()

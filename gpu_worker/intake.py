@@ -18,7 +18,13 @@ from pydantic import ValidationError
 from gpu_worker.adapters.factory import Adapters
 from gpu_worker.pipeline.layout import job_id_for
 from gpu_worker.ports.ledger import JobRecord
-from peoplenet_contracts import BaseModelRef, DatasetManifest, DatasetRejected, JobStatus, RetrainJob
+from peoplenet_contracts import (
+    BaseModelRef,
+    DatasetManifest,
+    DatasetRejected,
+    JobStatus,
+    RetrainJob,
+)
 from peoplenet_contracts.base import utc_now
 from peoplenet_contracts.kitti import DatasetSource, validate_dataset
 from peoplenet_contracts.kitti.manifest import manifest_mismatches
@@ -92,7 +98,7 @@ def accept_dataset(
         manifest_key=prefix + MANIFEST,
         spec=manifest.spec or DEFAULT_SPEC,
         base_model=BaseModelRef.parse(manifest.base_model),
-        backend=manifest.backend,  # type: ignore[arg-type]  # validated by pydantic
+        backend=manifest.backend,
     )
     now = utc_now()
     record = JobRecord(

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from peoplenet_contracts.base import Contract, utc_now
-from peoplenet_contracts.status import Precision
+from peoplenet_contracts.status import Precision, TrainingBackend
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 # e.g. sm87-trt8.5-aarch64, sm90-trt10.3-x86_64
@@ -44,7 +44,7 @@ class DatasetManifest(Contract):
     base_model: str | None = Field(
         default=None, description="'production', a model version, 'peoplenet-tflite:<path>' or 'none'"
     )
-    backend: str | None = None
+    backend: TrainingBackend | None = None
 
     @property
     def total_bytes(self) -> int:

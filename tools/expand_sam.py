@@ -16,7 +16,6 @@ import os
 import sys
 from pathlib import Path
 
-
 _LOCAL_CODE = {"AWS::Serverless::Function": ("CodeUri",), "AWS::Serverless::LayerVersion": ("ContentUri",)}
 
 

@@ -39,6 +39,7 @@ class ModelArtifact:
 
     path: Path
     num_params: int | None = None
+    resumed_from: str | None = None  # checkpoint a training run continued from, if any
 
 
 @dataclass(frozen=True)

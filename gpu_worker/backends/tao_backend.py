@@ -1,13 +1,15 @@
 """The `tao` training backend: each stage runs NVIDIA's TAO container through the Docker SDK.
 
 Stage folders under the job's work folder (mounted at /workspace/tao-experiments/results):
-  prepare/tao/   dataset_convert spec, tfrecords/kitti-fold-*-shard-*
-  train/         TAO results folder (-r): tao_spec.txt, model.epoch-N.ckzip, weights/model.hdf5
-  prune/         the pruned model
+  prepare/tao/   dataset_convert.txt, tfrecords/kitti-fold-*-shard-*
+  train/         TAO results folder (-r): tao_spec.txt, model.epoch-N.ckzip, weights/model.hdf5,
+                 history.json (per-epoch loss, learning rate, validation mAP)
+  prune/         model.hdf5 (pruned)
   retrain/       as train/, from the pruned model (load_graph: true)
-  evaluate/      tao_spec.txt, metrics.json
+  evaluate/      tao_spec.txt, metrics.json (or in ctx.extra["results_dir"])
   export/        model.onnx (TAO >= 5) or model.etlt (older TAO), labels.txt, TAO's own files in tao/
-Every stage also keeps the task's (masked) output as <task>.log.
+Every stage also keeps the task's (masked) output as <task>.log. A model stored under a name TAO
+does not load (model.pt) is copied into the stage as input_model.hdf5 / input_model.tlt first.
 """
 
 from __future__ import annotations

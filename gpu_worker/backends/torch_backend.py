@@ -37,11 +37,11 @@ class TorchBackend(TrainingBackend):
         from gpu_worker.training.train import CHECKPOINT_DIR, train
 
         results = _results_dir(ctx, stage)
-        resume = latest_checkpoint(results / CHECKPOINT_DIR) is not None
+        checkpoint = latest_checkpoint(results / CHECKPOINT_DIR)
         result = train(
             spec,
             results,
-            resume=resume,
+            resume=checkpoint is not None,
             base_model=base,
             device=ctx.device,
             progress=ctx.progress,
@@ -54,7 +54,7 @@ class TorchBackend(TrainingBackend):
         from gpu_worker.detection.checkpoint import load_model
 
         model, _ = load_model(result.model_path)
-        return ModelArtifact(result.model_path, count_params(model))
+        return ModelArtifact(result.model_path, count_params(model), checkpoint.name if checkpoint else None)
 
     def train(self, ctx: StageContext, base_model: Path | None) -> ModelArtifact:
         return self._train(ctx, ctx.spec_path, base_model, "train")
@@ -80,9 +80,7 @@ class TorchBackend(TrainingBackend):
         out = _results_dir(ctx, "prune") / MODEL_FILE
         extra = {**meta.extra, "pruned_from_params": result.params_before, "prune_threshold": options.threshold}
         save_model(out, result.model, meta.classes, meta.input_hw, extra)
-        ctx.progress(
-            f"pruned {result.params_before:,} -> {result.params_after:,} parameters ({result.ratio:.1%} kept)"
-        )
+        ctx.progress(f"pruned {result.params_before:,} -> {result.params_after:,} parameters ({result.ratio:.1%} kept)")
         return ModelArtifact(out, result.params_after)
 
     def retrain(self, ctx: StageContext, pruned: ModelArtifact) -> ModelArtifact:

@@ -132,7 +132,7 @@ def quantize_qdq(
     quantize_static(
         str(source),
         str(out),
-        reader,  # type: ignore[arg-type]  # duck-typed CalibrationDataReader
+        reader,
         quant_format=QuantFormat.QDQ,
         op_types_to_quantize=["Conv", "Add", "Relu", "Clip"],
         per_channel=True,

@@ -78,10 +78,8 @@ class DataflowGraph:
     adds: list[AddOp] = field(default_factory=list)
 
     def producer(self, tensor: str) -> ConvOp | AddOp | None:
-        for op in [*self.convs, *self.adds]:
-            if op.output == tensor:
-                return op
-        return None
+        ops: list[ConvOp | AddOp] = [*self.convs, *self.adds]
+        return next((op for op in ops if op.output == tensor), None)
 
     def consumers(self, tensor: str) -> list[ConvOp | AddOp]:
         found: list[ConvOp | AddOp] = [c for c in self.convs if c.input == tensor]

@@ -16,8 +16,7 @@ def read_native(path: Path, classes: list[str] | None) -> ImportedModel:
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise UserError(f"{path}: tensor {name} holds NaN or infinite values; the model is damaged")
-    if classes is not None and tuple(classes) != meta.classes:
-        if len(classes) != len(meta.classes):
-            raise UserError(f"--classes names {len(classes)} classes but {path} has {len(meta.classes)}")
+    if classes is not None and tuple(classes) != meta.classes and len(classes) != len(meta.classes):
+        raise UserError(f"--classes names {len(classes)} classes but {path} has {len(meta.classes)}")
     names = tuple(classes) if classes is not None else meta.classes
     return ImportedModel(model.eval(), names, meta.input_hw, "native", extra=dict(meta.extra))

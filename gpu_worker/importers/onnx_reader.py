@@ -78,7 +78,9 @@ def _graph_input(reader: _Onnx) -> tuple[str, tuple[int, int]]:
         raise GraphMismatchError(f"{reader.path.name}: {len(inputs)} graph inputs, expected 1 image input")
     dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]
     if len(dims) != 4 or dims[1] != 3 or not dims[2] or not dims[3]:
-        raise GraphMismatchError(f"{reader.path.name}: input {inputs[0].name!r} has shape {dims}, expected [N, 3, H, W]")
+        raise GraphMismatchError(
+            f"{reader.path.name}: input {inputs[0].name!r} has shape {dims}, expected [N, 3, H, W]"
+        )
     return inputs[0].name, (int(dims[2]), int(dims[3]))
 
 
@@ -155,9 +157,10 @@ def read_onnx(path: str | Path) -> DataflowGraph:
             graph.convs.append(conv)
             producers[out] = conv
         elif op == "BatchNormalization":
-            conv = follows(node)
-            if not isinstance(conv, ConvOp) or conv.bn is not None or conv.activation != OpActivation.NONE:
+            followed = follows(node)
+            if not isinstance(followed, ConvOp) or followed.bn is not None or followed.activation != OpActivation.NONE:
                 raise reader.fail(node, "batch norm must directly follow a conv")
+            conv = followed
             gamma, beta, mean, var = (reader.constant(n, node).astype(np.float32) for n in node.input[1:5])
             conv.bn = BatchNormParams(gamma, beta, mean, var, float(_attrs(node).get("epsilon", 1e-5)))
             alias[out] = resolve(node.input[0])
@@ -175,9 +178,10 @@ def read_onnx(path: str | Path) -> DataflowGraph:
             # A separate bias add (Keras BiasAdd exported unfused): fold into the conv before it.
             tensor = node.input[1] if node.input[0] in reader.constants else node.input[0]
             constant = node.input[0] if tensor == node.input[1] else node.input[1]
-            conv = producers.get(resolve(tensor))
-            if not isinstance(conv, ConvOp) or conv.bn is not None or conv.activation != OpActivation.NONE:
+            biased = producers.get(resolve(tensor))
+            if not isinstance(biased, ConvOp) or biased.bn is not None or biased.activation != OpActivation.NONE:
                 raise reader.fail(node, "constant add that is not a conv bias")
+            conv = biased
             value = reader.constants[constant].astype(np.float32).reshape(-1)
             conv.bias = value if conv.bias is None else conv.bias + value
             alias[out] = resolve(tensor)

@@ -81,12 +81,20 @@ def compare_with_tflite(
         cov_r, bbox_r = reference(image)
         cov_o, bbox_o = ours(image)
         diff = np.abs(cov_r - cov_o)
-        cov_max, cov_sum, cov_cells = max(cov_max, float(diff.max())), cov_sum + float(diff.sum()), cov_cells + diff.size
+        cov_max, cov_sum, cov_cells = (
+            max(cov_max, float(diff.max())),
+            cov_sum + float(diff.sum()),
+            cov_cells + diff.size,
+        )
         mask = cov_r > coverage_threshold  # [C, h, w]
         if mask.any():
             edges = np.abs(decode_image(bbox_r, (h, w)) - decode_image(bbox_o, (h, w)))  # [C, h, w, 4]
             picked = edges[mask]
-            box_max, box_sum, box_cells = max(box_max, float(picked.max())), box_sum + float(picked.sum()), box_cells + picked.size
+            box_max, box_sum, box_cells = (
+                max(box_max, float(picked.max())),
+                box_sum + float(picked.sum()),
+                box_cells + picked.size,
+            )
         dets_r, dets_o = post(cov_r, bbox_r, (h, w)), post(cov_o, bbox_o, (h, w))
         n_ref, n_ours = n_ref + len(dets_r), n_ours + len(dets_o)
         for det in dets_r:

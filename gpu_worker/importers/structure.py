@@ -81,10 +81,7 @@ def _heads(graph: DataflowGraph, current: str) -> tuple[ConvOp, ConvOp] | None:
     if any(graph.consumers(c.output) for c in convs) or any(c.kernel != (1, 1) for c in convs):
         return None
     sigmoid = [c for c in convs if c.sigmoid]
-    if len(sigmoid) == 1:
-        cov = sigmoid[0]
-    else:
-        cov = min(convs, key=lambda c: c.out_channels)
+    cov = sigmoid[0] if len(sigmoid) == 1 else min(convs, key=lambda c: c.out_channels)
     bbox = convs[1] if cov is convs[0] else convs[0]
     if bbox.out_channels != 4 * cov.out_channels:
         raise graph.mismatch(

@@ -22,8 +22,8 @@ def decide(
     """
     if production_metrics is None:
         return GateDecision(True, "no production model yet: first model becomes production")
-    failures = []
-    notes = []
+    failures: list[str] = []
+    notes: list[str] = []
     for cls, minimum in sorted(min_ap_change.items()):
         key = f"AP/{cls}"
         if key not in new_metrics:

@@ -30,7 +30,9 @@ def _pr_curve(is_tp: np.ndarray, num_gt: int) -> list[tuple[float, float]]:
 def read_history(path: Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
-    return [{k: float(v) for k, v in epoch.items() if isinstance(v, int | float)} for epoch in json.loads(path.read_text())]
+    return [
+        {k: float(v) for k, v in epoch.items() if isinstance(v, int | float)} for epoch in json.loads(path.read_text())
+    ]
 
 
 def build_report(
@@ -57,7 +59,9 @@ def build_report(
     settings = EvalSettings.from_spec(spec, class_names)
     curves = {}
     for index, name in enumerate(class_names):
-        is_tp, _, num_gt = match_class(detections, truths, index, settings.iou_thresholds[name], settings.box_filters.get(name))
+        is_tp, _, num_gt = match_class(
+            detections, truths, index, settings.iou_thresholds[name], settings.box_filters.get(name)
+        )
         if num_gt:
             curves[name] = _pr_curve(is_tp, num_gt)
     images = []
@@ -68,11 +72,21 @@ def build_report(
                 name=sample.image.name,
                 pixels=loaded.image,
                 predictions=[(d.class_name, (d.x1, d.y1, d.x2, d.y2), d.confidence) for d in dets],
-                ground_truth=[(class_names[int(c)], tuple(map(float, b))) for b, c in zip(truth.boxes, truth.classes, strict=True)],  # type: ignore[misc]
+                ground_truth=[
+                    (class_names[int(c)], (float(b[0]), float(b[1]), float(b[2]), float(b[3])))
+                    for b, c in zip(truth.boxes, truth.classes, strict=True)
+                ],
             )
         )
     data_facts = {**facts, "validation data": f"{data} ({len(samples)} images)"}
-    report = ReportData(job_id=facts.get("job", ""), title=title, facts=data_facts, history=history, metrics=metrics,
-                        pr_curves=curves, images=images)
+    report = ReportData(
+        job_id=facts.get("job", ""),
+        title=title,
+        facts=data_facts,
+        history=history,
+        metrics=metrics,
+        pr_curves=curves,
+        images=images,
+    )
     out.write_text(render_report(report))
     return out

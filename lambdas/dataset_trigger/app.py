@@ -115,4 +115,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if event.get("source") == "aws.s3" and "detail" in event:
         # Invoked by an EventBridge rule directly: one event, failures raise (EventBridge retries).
         return {"results": take_in_objects(created_objects(parse_event(event)), rt)}
-    return dict(process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context))
+    return dict(
+        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    )

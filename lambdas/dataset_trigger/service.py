@@ -19,6 +19,7 @@ from peoplenet_contracts import DatasetManifest
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+
 class Outcome(StrEnum):
     QUEUED = "queued"
     REJECTED = "rejected"

@@ -6,6 +6,7 @@ from peoplenet_contracts.kitti.layout import classify_files
 from peoplenet_contracts.kitti.report import ValidationReport
 from peoplenet_contracts.kitti.source import DatasetSource
 from peoplenet_contracts.manifests import DatasetFile, DatasetManifest
+from peoplenet_contracts.status import TrainingBackend
 
 MANIFEST_NAME = "manifest.json"
 
@@ -17,7 +18,7 @@ def build_manifest(
     version: str,
     spec: str | None = None,
     base_model: str | None = None,
-    backend: str | None = None,
+    backend: TrainingBackend | None = None,
 ) -> DatasetManifest:
     """The manifest of a dataset that ``report`` found valid (ValueError otherwise).
 

@@ -7,9 +7,11 @@ succeeded and leave the reported failures for redelivery.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,9 @@ EVENTS_DIR = REPO_ROOT / "tests" / "events"
 SAMPLE = REPO_ROOT / "samples" / "coco-people"
 
 
+@functools.cache
 def client(service: str, endpoint: str) -> Any:
+    """One client per service and endpoint: clients are thread-safe, and each costs ~0.3 s to build."""
     from gpu_worker.adapters._aws import make_client
 
     return make_client(service, endpoint_url=endpoint, region=REGION)
@@ -277,13 +281,9 @@ def manifest_for(folder: Path, dataset: str, version: str, **options: str | None
     from peoplenet_contracts import DatasetFile, DatasetManifest
 
     def files(sub: str) -> list[DatasetFile]:
-        return [
-            DatasetFile(path=f"{sub}/{p.name}", size=p.stat().st_size) for p in sorted((folder / sub).iterdir())
-        ]
+        return [DatasetFile(path=f"{sub}/{p.name}", size=p.stat().st_size) for p in sorted((folder / sub).iterdir())]
 
-    return DatasetManifest(
-        dataset=dataset, version=version, images=files("images"), labels=files("labels"), **options
-    )
+    return DatasetManifest(dataset=dataset, version=version, images=files("images"), labels=files("labels"), **options)
 
 
 def upload_folder(stack: Stack, folder: Path, dataset: str, version: str, **options: str | None) -> str:
@@ -291,8 +291,13 @@ def upload_folder(stack: Stack, folder: Path, dataset: str, version: str, **opti
     s3 = client("s3", stack.endpoint)
     prefix = f"datasets/{dataset}/{version}/"
     manifest = manifest_for(folder, dataset, version, **options)
-    for entry in [*manifest.images, *manifest.labels]:
-        s3.upload_file(str(folder / entry.path), stack.bucket, prefix + entry.path)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(
+            pool.map(
+                lambda e: s3.put_object(Bucket=stack.bucket, Key=prefix + e.path, Body=(folder / e.path).read_bytes()),
+                [*manifest.images, *manifest.labels],
+            )
+        )
     s3.put_object(Bucket=stack.bucket, Key=prefix + "manifest.json", Body=manifest.to_json().encode())
     return prefix + "manifest.json"
 

@@ -32,7 +32,9 @@ def write_tao_onnx(model: DetectNetV2, path: Path, input_hw: tuple[int, int], qd
             return f"{tensor}/dq"
         scale, zero = const(f"{tensor}/scale", np.float32(0.05)), const(f"{tensor}/zp", np.int8(0))
         nodes.append(helper.make_node("QuantizeLinear", [tensor, scale, zero], [f"{tensor}/q"], name=f"{tensor}/Q"))
-        nodes.append(helper.make_node("DequantizeLinear", [f"{tensor}/q", scale, zero], [f"{tensor}/dq"], name=f"{tensor}/DQ"))
+        nodes.append(
+            helper.make_node("DequantizeLinear", [f"{tensor}/q", scale, zero], [f"{tensor}/dq"], name=f"{tensor}/DQ")
+        )
         return f"{tensor}/dq"
 
     def conv(name: str, x: str, stride: int, out: str | None = None) -> str:
@@ -44,20 +46,50 @@ def write_tao_onnx(model: DetectNetV2, path: Path, input_hw: tuple[int, int], qd
             const(f"{name}/kernel_q", q)
             const(f"{name}/kernel_scale", scale.astype(np.float32))
             const(f"{name}/kernel_zp", np.zeros(len(scale), np.int8))
-            nodes.append(helper.make_node("DequantizeLinear", [f"{name}/kernel_q", f"{name}/kernel_scale", f"{name}/kernel_zp"],
-                                          [f"{name}/kernel"], name=f"{name}/kernel/DQ", axis=0))
+            nodes.append(
+                helper.make_node(
+                    "DequantizeLinear",
+                    [f"{name}/kernel_q", f"{name}/kernel_scale", f"{name}/kernel_zp"],
+                    [f"{name}/kernel"],
+                    name=f"{name}/kernel/DQ",
+                    axis=0,
+                )
+            )
         else:
             const(f"{name}/kernel", weight)
         const(f"{name}/bias", state[f"{name}.bias"])
         y = out or f"{name}/BiasAdd:0"
-        nodes.append(helper.make_node("Conv", [activation_qdq(x), f"{name}/kernel", f"{name}/bias"], [y], name=f"{name}/convolution",
-                                      strides=[stride, stride], pads=[pad] * 4, kernel_shape=list(weight.shape[2:])))
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                [activation_qdq(x), f"{name}/kernel", f"{name}/bias"],
+                [y],
+                name=f"{name}/convolution",
+                strides=[stride, stride],
+                pads=[pad] * 4,
+                kernel_shape=list(weight.shape[2:]),
+            )
+        )
         if model.use_batch_norm and not name.startswith("output_"):
             bn = bn_name(name)
-            params = [const(f"{bn}/{p}", state[f"{bn}.{k}"]) for p, k in
-                      (("gamma", "weight"), ("beta", "bias"), ("moving_mean", "running_mean"), ("moving_variance", "running_var"))]
-            nodes.append(helper.make_node("BatchNormalization", [y, *params], [f"{bn}/FusedBatchNormV3:0"], name=bn,
-                                          epsilon=float(getattr(model, bn).eps)))
+            params = [
+                const(f"{bn}/{p}", state[f"{bn}.{k}"])
+                for p, k in (
+                    ("gamma", "weight"),
+                    ("beta", "bias"),
+                    ("moving_mean", "running_mean"),
+                    ("moving_variance", "running_var"),
+                )
+            ]
+            nodes.append(
+                helper.make_node(
+                    "BatchNormalization",
+                    [y, *params],
+                    [f"{bn}/FusedBatchNormV3:0"],
+                    name=bn,
+                    epsilon=float(getattr(model, bn).eps),
+                )
+            )
             y = f"{bn}/FusedBatchNormV3:0"
         return y
 
@@ -70,7 +102,11 @@ def write_tao_onnx(model: DetectNetV2, path: Path, input_hw: tuple[int, int], qd
         y = relu(conv(block.conv_1, x, block.stride), f"{block.prefix}_relu_1")
         y = conv(block.conv_2, y, 1)
         shortcut = conv(block.conv_shortcut, x, block.stride) if block.projection else x
-        nodes.append(helper.make_node("Add", [y, activation_qdq(shortcut)], [f"{block.prefix}_add/add:0"], name=f"{block.prefix}_add"))
+        nodes.append(
+            helper.make_node(
+                "Add", [y, activation_qdq(shortcut)], [f"{block.prefix}_add/add:0"], name=f"{block.prefix}_add"
+            )
+        )
         x = relu(f"{block.prefix}_add/add:0", f"{block.prefix}_relu")
     cov = conv("output_cov", x, 1)
     nodes.append(helper.make_node("Sigmoid", [cov], ["output_cov/Sigmoid:0"], name="output_cov/Sigmoid"))

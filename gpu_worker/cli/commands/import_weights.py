@@ -27,9 +27,10 @@ def register(app: typer.Typer) -> None:
         imported = import_weights(source, names)
         path = imported.save(output)
         plan = imported.model.plan
+        batch_norm = "yes" if imported.model.use_batch_norm else "folded"
         typer.echo(
             f"{path}: ResNet-{plan.num_layers} DetectNet_v2 from {imported.source_format}, "
             f"classes {','.join(imported.classes)}, input {imported.input_hw[1]}x{imported.input_hw[0]}, "
-            f"activation {imported.model.activation}, batch norm {'yes' if imported.model.use_batch_norm else 'folded'}, "
+            f"activation {imported.model.activation}, batch norm {batch_norm}, "
             f"{count_params(imported.model):,} parameters"
         )

@@ -47,7 +47,9 @@ def check_options(dataset: str, version: str, base_model: str | None, backend: s
 
     for option, value in (("--dataset", dataset), ("--version", version)):
         if not _NAME.match(value):
-            raise UserError(f"{option} {value!r}: use letters, digits, '.', '_' or '-', starting with a letter or digit")
+            raise UserError(
+                f"{option} {value!r}: use letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
     try:
         BaseModelRef.parse(base_model)
     except ValueError as exc:
@@ -74,9 +76,7 @@ def prepare_upload(
     if not report.ok:
         return None, report
     try:
-        manifest = build_manifest(
-            source, report, dataset, version, spec=spec, base_model=base_model, backend=backend
-        )
+        manifest = build_manifest(source, report, dataset, version, spec=spec, base_model=base_model, backend=backend)
     except ValueError as exc:
         raise UserError(f"cannot build the manifest of {directory}: {exc}") from exc
     job_id = job_id_for(dataset, version, content_digest(manifest))
@@ -136,18 +136,14 @@ def upload_dataset(plan: UploadPlan, store: ObjectStore, console: Console, *, th
         store.delete(plan.prefix + REPORT)  # a rejection report of an earlier attempt would mislead the wait
     except AdapterUnavailable as exc:
         raise UserError(f"cannot reach the bucket: {exc}") from exc
-    todo = [
-        e for e in entries if not _already_there(plan.directory / e.path, e.size, existing, plan.prefix + e.path)
-    ]
+    todo = [e for e in entries if not _already_there(plan.directory / e.path, e.size, existing, plan.prefix + e.path)]
     if len(todo) < len(entries):
         console.print(f"{len(entries) - len(todo)} files already uploaded (same size and MD5): skipped")
     columns = (TextColumn("uploading"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("upload", total=sum(e.size for e in todo))
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="submit-upload") as pool:
-            futures = {
-                pool.submit(store.upload_file, plan.directory / e.path, plan.prefix + e.path): e for e in todo
-            }
+            futures = {pool.submit(store.upload_file, plan.directory / e.path, plan.prefix + e.path): e for e in todo}
             for future in as_completed(futures):
                 try:
                     future.result()
@@ -262,7 +258,7 @@ def register(app: typer.Typer) -> None:
             )
         tag = version or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         check_options(dataset, tag, base_model, backend)
-        console = Console()
+        console = Console(soft_wrap=True)  # keys and URIs stay on one line, greppable
         plan, report = prepare_upload(directory, dataset, tag, spec=spec, base_model=base_model, backend=backend)
         if plan is None:
             print_report(report, console)

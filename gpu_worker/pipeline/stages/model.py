@@ -43,7 +43,11 @@ def _run_training(ctx: PipelineContext, stage: str, base: Path | None, *, retrai
     assert artifact is not None
     if artifact.path != out / MODEL_FILE:
         shutil.copyfile(artifact.path, out / MODEL_FILE)
-    detail = f"resumed from {restored} stored checkpoint file(s)" if restored else None
+    detail = None
+    if artifact.resumed_from:
+        detail = f"resumed from {artifact.resumed_from}" + (
+            f" ({restored} file(s) restored from the store)" if restored else ""
+        )
     return StageResult(values={"params": str(artifact.num_params or "")}, detail=detail)
 
 
