@@ -26,12 +26,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--work", type=Path, default=Path("/tmp/peoplenet-coco-run"))
+    parser.add_argument("--no-autoweighting", action="store_true", help="fixed objective weights (spec: auto)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/train_coco_scratch.json"))
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     spec = scratch_spec(args.data / "train", args.data / "val", epochs=args.epochs, batch_size=args.batch_size)
+    spec.cost_function_config.enable_autoweighting = not args.no_autoweighting
     start = time.perf_counter()
     result = train(spec, args.work / "results", device=str(device), progress=lambda line: print(line, flush=True),
                    cache_dir=args.work / "cache", log_every=50)  # fmt: skip
@@ -60,6 +62,7 @@ def main() -> None:
         if device.type == "cuda"
         else "scratch, fp32",
         "epochs": result.epochs_done,
+        "autoweighting": not args.no_autoweighting,
         "batch_size": args.batch_size,
         "train_images": len(prepared.train),
         "val_images": len(prepared.val),

@@ -47,20 +47,16 @@ def build_trainer(spec: object, device: torch.device, steps: int, compile_model:
     return Trainer(model, optimizer, loss_fn, raster, schedule, steps, device, options, forward=forward)
 
 
-def full_rate(trainer: Trainer, loader: BatchLoader, warmup: int, steps: int) -> float:
-    done, epoch, start, images = 0, 0, 0.0, 0
-    while done < warmup + steps:
+def full_rate(trainer: Trainer, loader: BatchLoader, warmup_epochs: int, epochs: int) -> float:
+    """Whole epochs through Trainer.train_one_epoch, as `train` runs them (prefetching, epoch-end checks)."""
+    for epoch in range(warmup_epochs):
         loader.set_epoch(epoch)
-        for batch in loader:
-            if done == warmup:
-                _sync()
-                start, images = time.perf_counter(), 0
-            trainer.train_step(batch.images, batch.boxes, batch.classes, batch.weights)
-            images += len(batch)
-            done += 1
-            if done >= warmup + steps:
-                break
-        epoch += 1
+        trainer.train_one_epoch(loader, epoch, len(loader))
+    _sync()
+    start, images = time.perf_counter(), 0
+    for epoch in range(warmup_epochs, warmup_epochs + epochs):
+        loader.set_epoch(epoch)
+        images += trainer.train_one_epoch(loader, epoch, len(loader)).images
     _sync()
     return images / (time.perf_counter() - start)
 
@@ -114,7 +110,8 @@ def main() -> None:
         trainer = build_trainer(spec, device, args.warmup + args.steps, compiled)
         model_only = model_only_rate(trainer, args.batch_size, hw, loader, args.warmup, args.steps)
         trainer = build_trainer(spec, device, args.warmup + args.steps, compiled)
-        full = full_rate(trainer, loader, args.warmup, args.steps)
+        epochs = max(args.steps // len(loader), 1)
+        full = full_rate(trainer, loader, max(args.warmup // len(loader), 1), epochs)
         key = "compiled" if compiled else "eager"
         results[key] = {
             "full_images_per_s": full,

@@ -49,7 +49,13 @@ def create_topic(client: SNSClient, name: str) -> str:
 
 
 def subscribe_queue(
-    sns: SNSClient, sqs: SQSClient, topic_arn: str, queue_url: str, *, filter_policy: dict[str, list[str]] | None = None
+    sns: SNSClient,
+    sqs: SQSClient,
+    topic_arn: str,
+    queue_url: str,
+    *,
+    filter_policy: dict[str, list[str]] | None = None,
+    raw_delivery: bool = False,
 ) -> str:
     """Subscribe an SQS queue to the topic (optionally filtered on message attributes); returns the subscription.
 
@@ -70,6 +76,8 @@ def subscribe_queue(
     }
     sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
     attributes = {"FilterPolicy": json.dumps(filter_policy)} if filter_policy else {}
+    if raw_delivery:
+        attributes["RawMessageDelivery"] = "true"
     return sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes=attributes)[
         "SubscriptionArn"
     ]

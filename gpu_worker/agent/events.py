@@ -82,30 +82,8 @@ class SqsWatcher(ChannelWatcher):
 def ensure_agent_queue(sns_client: Any, sqs_client: Any, topic_arn: str, queue_name: str) -> str:
     """Create (idempotently) the agent's queue and subscribe it to the topic for ModelPublished only."""
     queue_url = sqs_client.create_queue(QueueName=queue_name)["QueueUrl"]
-    queue_arn = sqs_client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": queue_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-            }
-        ],
-    }
-    sqs_client.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
-    sns_client.subscribe(
-        TopicArn=topic_arn,
-        Protocol="sqs",
-        Endpoint=queue_arn,
-        Attributes={
-            "FilterPolicy": json.dumps({"event_type": [str(EventType.MODEL_PUBLISHED)]}),
-            "RawMessageDelivery": "true",
-        },
-        ReturnSubscriptionArn=True,
-    )
+    from gpu_worker.adapters.aws_setup import subscribe_queue
+
+    filter_policy = {"event_type": [str(EventType.MODEL_PUBLISHED)]}
+    subscribe_queue(sns_client, sqs_client, topic_arn, queue_url, filter_policy=filter_policy, raw_delivery=True)
     return str(queue_url)

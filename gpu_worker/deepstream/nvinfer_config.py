@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpu_worker.deepstream.clustering import ClassClustering, clustering_from_spec
-from gpu_worker.engines.base import ENGINE_FILE, sha256_file, write_atomic
+from gpu_worker.engines.base import ENGINE_FILE, write_atomic
 from gpu_worker.engines.onnx_io import OnnxSignature, read_signature
 from gpu_worker.errors import UserError
+from gpu_worker.files import sha256_file
 from peoplenet_contracts import EngineManifest, ModelManifest, Precision
 
 NVINFER_CONFIG_FILE = "config_infer_primary_peoplenet.txt"

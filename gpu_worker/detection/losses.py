@@ -168,8 +168,9 @@ def regularization(params: Sequence[Tensor], kind: str, weight: float) -> Tensor
     """TAO regularizer {type weight} on conv kernels: L1 = w * sum|k|, L2 = w * sum k^2; None for NO_REG."""
     if kind in ("NO_REG", "") or weight == 0.0 or not params:
         return None
+    # One multi-tensor kernel instead of one reduction per layer.
     if kind == "L1":
-        return weight * torch.stack([p.abs().sum() for p in params]).sum()
+        return weight * torch.stack(torch._foreach_norm(list(params), 1)).sum()
     if kind == "L2":
-        return weight * torch.stack([p.square().sum() for p in params]).sum()
+        return weight * torch.stack(torch._foreach_norm(list(params), 2)).square().sum()
     raise ValueError(f"unknown regularizer type {kind!r}: use NO_REG, L1 or L2")

@@ -19,6 +19,7 @@ batch with torch ops (runs on the GPU next to the model):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -116,6 +117,14 @@ def _ellipse_radii(
     return cx, cy, csx, csy, dsx, dsy, inv_area
 
 
+@functools.lru_cache(maxsize=16)
+def _class_table(config: RasterizerConfig, device: torch.device) -> Tensor:
+    """Per-class ellipse parameters [C, 5] on the device, built once: a fresh host copy every batch
+    would synchronise the host with the GPU stream."""
+    rows = [[p.cov_center_x, p.cov_center_y, p.cov_radius_x, p.cov_radius_y, p.bbox_min_radius] for p in config.classes]
+    return torch.tensor(rows, dtype=torch.float32).to(device)
+
+
 def _sample_offsets(device: torch.device) -> Tensor:
     return (torch.arange(SUPERSAMPLES, device=device, dtype=torch.float32) + 0.5) / SUPERSAMPLES
 
@@ -150,12 +159,7 @@ def rasterize(
     classes = torch.gather(classes, 1, order)
     valid = classes >= 0
 
-    table = torch.tensor(
-        [[p.cov_center_x, p.cov_center_y, p.cov_radius_x, p.cov_radius_y, p.bbox_min_radius] for p in config.classes],
-        dtype=torch.float32,
-        device=dev,
-    )
-    params = table[classes.clamp_min(0)]  # [B, M, 5]
+    params = _class_table(config, dev)[classes.clamp_min(0)]  # [B, M, 5]
     x1, x2 = boxes[..., 0] / stride_x, boxes[..., 2] / stride_x
     y1, y2 = boxes[..., 1] / stride_y, boxes[..., 3] / stride_y
     cx, cy, csx, csy, dsx, dsy, inv_area = _ellipse_radii(x1, y1, x2, y2, params, config.deadzone_radius)

@@ -7,7 +7,6 @@ tool really wrote an engine, and writes `engine.json` (EngineManifest) last.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import ClassVar
 from gpu_worker.engines.exceptions import BuildRequestError, EngineBuildError, ModelFormatError
 from gpu_worker.engines.onnx_io import read_signature
 from gpu_worker.engines.platform import PlatformFacts, major_minor
+from gpu_worker.files import sha256_file
 from peoplenet_contracts import EngineManifest, Precision
 
 ENGINE_FILE = "peoplenet.engine"
@@ -87,14 +87,6 @@ class BuildOutput:
 
     tensorrt_version: str | None = None
     log_tail: tuple[str, ...] = field(default_factory=tuple)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -107,8 +107,8 @@ def download_model(
     store: ObjectStore, model_version: str, dest: Path, names: tuple[str, ...] | None = None
 ) -> ModelManifest:
     """The published model's files (all, or those named) into dest, each verified against manifest.json."""
-    from gpu_worker.engines.base import sha256_file
     from gpu_worker.engines.exceptions import EngineIntegrityError
+    from gpu_worker.files import sha256_file
 
     try:
         manifest = ModelManifest.from_json(store.get_bytes(model_manifest_key(model_version)))

@@ -114,7 +114,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     rt.idempotency.register_lambda_context(context)
     if event.get("source") == "aws.s3" and "detail" in event:
         # Invoked by an EventBridge rule directly: one event, failures raise (EventBridge retries).
+        metrics.add_metric(name="TriggerMessages", unit=MetricUnit.Count, value=1)
         return {"results": take_in_objects(created_objects(parse_event(event)), rt)}
+    metrics.add_metric(name="TriggerMessages", unit=MetricUnit.Count, value=len(event.get("Records", [])))
     return dict(
         process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     )

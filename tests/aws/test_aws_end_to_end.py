@@ -95,7 +95,7 @@ def test_submit_to_model_published(stack: Stack, monkeypatch: pytest.MonkeyPatch
     assert pump.stats.invocations >= 2  # every batch went to the handler twice
 
     # --wait printed the stage transitions through to the end.
-    for line in ("train: SUCCEEDED", "publish: SUCCEEDED", f"job {job_id}: SUCCEEDED"):
+    for line in ("train: DONE", "retrain: DONE", "publish: DONE", "notify: DONE", f"job {job_id}: SUCCEEDED"):
         assert line in result.stdout, result.stdout
 
     # One job although every notification arrived twice; it succeeded and names its model.

@@ -64,6 +64,7 @@ def prepare_upload(
     """Validate the folder; for a valid one, the manifest to write and the job id it will produce."""
     from gpu_worker.intake import content_digest
     from gpu_worker.pipeline.layout import dataset_prefix, job_id_for
+    from peoplenet_contracts import TrainingBackend
     from peoplenet_contracts.kitti import LocalDatasetSource, build_manifest, validate_dataset
 
     if not directory.is_dir():
@@ -76,7 +77,15 @@ def prepare_upload(
     if not report.ok:
         return None, report
     try:
-        manifest = build_manifest(source, report, dataset, version, spec=spec, base_model=base_model, backend=backend)
+        manifest = build_manifest(
+            source,
+            report,
+            dataset,
+            version,
+            spec=spec,
+            base_model=base_model,
+            backend=TrainingBackend(backend) if backend else None,
+        )
     except ValueError as exc:
         raise UserError(f"cannot build the manifest of {directory}: {exc}") from exc
     job_id = job_id_for(dataset, version, content_digest(manifest))
