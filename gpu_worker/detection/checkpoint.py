@@ -63,8 +63,11 @@ def save_model(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write the model atomically (temp file + rename), so readers never see half a file."""
-    path = Path(path)
-    payload = model_payload(model, classes, input_hw, extra)
+    return save_atomic(model_payload(model, classes, input_hw, extra), Path(path))
+
+
+def save_atomic(payload: dict[str, Any], path: Path) -> Path:
+    """torch.save through a temp file + rename: readers (and checkpoint sync) never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)

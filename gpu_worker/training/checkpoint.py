@@ -7,10 +7,8 @@ states of torch, CUDA, numpy and Python. Written atomically; loaded with weights
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gpu_worker.detection.checkpoint import save_atomic
 from gpu_worker.errors import UserError
 
 CHECKPOINT_FORMAT = "peoplenet-retrain/train-checkpoint@1"
@@ -86,17 +85,7 @@ class TrainingCheckpoint:
 
 
 def save_checkpoint(path: Path, checkpoint: TrainingCheckpoint) -> Path:
-    payload = {"format": CHECKPOINT_FORMAT, **checkpoint.__dict__}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_atomic({"format": CHECKPOINT_FORMAT, **checkpoint.__dict__}, path)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> TrainingCheckpoint:
