@@ -24,6 +24,7 @@ from gpu_worker.specs.info import target_class_names
 from gpu_worker.training.data import AugmentConfig, BatchLoader, prepare_cache
 from gpu_worker.training.engine import StepOptions, Trainer, make_optimizer
 from gpu_worker.training.schedule import SoftStartAnnealing
+from gpu_worker.training.stream import BatchStream
 from gpu_worker.training.train import _fresh_model
 
 
@@ -48,16 +49,15 @@ def build_trainer(spec: object, device: torch.device, steps: int, compile_model:
 
 
 def full_rate(trainer: Trainer, loader: BatchLoader, warmup_epochs: int, epochs: int) -> float:
-    """Whole epochs through Trainer.train_one_epoch, as `train` runs them (prefetching, epoch-end checks)."""
-    for epoch in range(warmup_epochs):
-        loader.set_epoch(epoch)
-        trainer.train_one_epoch(loader, epoch, len(loader))
-    _sync()
-    start, images = time.perf_counter(), 0
-    for epoch in range(warmup_epochs, warmup_epochs + epochs):
-        loader.set_epoch(epoch)
-        images += trainer.train_one_epoch(loader, epoch, len(loader)).images
-    _sync()
+    """Whole epochs through Trainer.train_one_epoch fed by a BatchStream, exactly as `train` runs them."""
+    with BatchStream(loader, trainer.device, range(warmup_epochs + epochs)) as stream:
+        for epoch in range(warmup_epochs):
+            trainer.train_one_epoch(stream.epoch(epoch), epoch, len(loader))
+        _sync()
+        start, images = time.perf_counter(), 0
+        for epoch in range(warmup_epochs, warmup_epochs + epochs):
+            images += trainer.train_one_epoch(stream.epoch(epoch), epoch, len(loader)).images
+        _sync()
     return images / (time.perf_counter() - start)
 
 

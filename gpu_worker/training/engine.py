@@ -8,10 +8,8 @@ the counters only when it logs. bf16 autocast and channels_last apply on CUDA.
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,58 +69,6 @@ class EpochStats:
             "images_per_second": self.images_per_second,
             "learning_rate": self.learning_rate,
         }
-
-
-class CudaPrefetcher:
-    """Runs a loader (H2D copies, GPU augmentation) on a side CUDA stream in a background thread.
-
-    The loader's small pageable copies and mask indexing synchronise the stream they run on; on the
-    training stream they would stall the host every step and leave the GPU idle while Python prepares
-    the next one. On their own stream and thread they only hold up the next batch, `depth` ahead.
-    """
-
-    _END = object()
-
-    def __init__(self, loader: Iterable[Batch], device: torch.device, depth: int = 2) -> None:
-        self.loader = loader
-        self.device = device
-        self.depth = depth
-
-    def __iter__(self) -> Iterator[Batch]:
-        items: queue.Queue[Any] = queue.Queue(maxsize=self.depth)
-        stream = torch.cuda.Stream(self.device)
-        stop = threading.Event()
-
-        def work() -> None:
-            try:
-                with torch.cuda.stream(stream):
-                    for batch in self.loader:
-                        ready = torch.cuda.Event()
-                        ready.record(stream)
-                        items.put((batch, ready))
-                        if stop.is_set():
-                            return
-                items.put(self._END)
-            except BaseException as exc:  # handed to the consumer, raised there
-                items.put(exc)
-
-        thread = threading.Thread(target=work, name="batch-prefetch", daemon=True)
-        thread.start()
-        try:
-            while (item := items.get()) is not self._END:
-                if isinstance(item, BaseException):
-                    raise item
-                batch, ready = item
-                main = torch.cuda.current_stream(self.device)
-                main.wait_event(ready)
-                for tensor in (batch.images, batch.scales, batch.weights, *batch.boxes, *batch.classes):
-                    tensor.record_stream(main)  # the allocator must not reuse them before `main` is done
-                yield batch
-        finally:
-            stop.set()
-            while thread.is_alive():
-                with contextlib.suppress(queue.Empty):
-                    items.get(timeout=0.05)
 
 
 def make_optimizer(model: DetectNetV2, lr: float, eps: float, beta1: float, beta2: float) -> torch.optim.Adam:
@@ -237,8 +183,7 @@ class Trainer:
         finite_steps = torch.zeros((), device=self.device)
         window_start, window_images, window_sum, window_n = start, 0, torch.zeros((), device=self.device), 0
         images = steps = 0
-        batches = CudaPrefetcher(loader, self.device) if self.device.type == "cuda" else loader
-        for index, batch in enumerate(batches):
+        for index, batch in enumerate(loader):
             losses = self.train_step(batch.images, batch.boxes, batch.classes, batch.weights)
             ok = torch.isfinite(losses[0])
             sums += torch.where(ok, losses, torch.zeros_like(losses))

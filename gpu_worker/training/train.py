@@ -27,6 +27,7 @@ from gpu_worker.training import checkpoint as ckpt
 from gpu_worker.training.engine import EpochStats, StepOptions, Trainer, make_optimizer
 from gpu_worker.training.progress import Reporter, make_reporter
 from gpu_worker.training.schedule import SoftStartAnnealing
+from gpu_worker.training.stream import BatchStream
 
 MODEL_FILE = "model.pt"
 HISTORY_FILE = "history.json"
@@ -222,10 +223,10 @@ def train(
     last_checkpoint: Path | None = latest
     epoch = start_epoch
     stopped = False
-    with reporter.run(num_epochs, steps_per_epoch, start_epoch):
+    stream = BatchStream(loader, dev, range(start_epoch, num_epochs))
+    with stream, reporter.run(num_epochs, steps_per_epoch, start_epoch):
         while epoch < num_epochs:
-            loader.set_epoch(epoch)
-            stats: EpochStats = trainer.train_one_epoch(loader, epoch, steps_per_epoch, reporter.step)
+            stats: EpochStats = trainer.train_one_epoch(stream.epoch(epoch), epoch, steps_per_epoch, reporter.step)
             loss_fn.end_epoch()
             epoch += 1
             nonfinite += stats.nonfinite_steps
