@@ -4,7 +4,8 @@ Phases (each merges its section into the JSON file given by --results):
   import  (CPU): import the real PeopleNet TFLite, parity with the TFLite runtime, AP50 on
           coco128-kitti/val of the TFLite reference and of the imported model (reference protocol
           and the project's evaluator). Writes the imported model file for the gpu phase.
-  gpu     (GPU host): fine-tune from the imported model on coco128-kitti/train (peoplenet_train.txt),
+  gpu     (GPU host): fine-tune from the imported model on coco128-kitti/train (peoplenet_train.txt;
+          a BN-folded base gets batch norm re-created first, calibrated to the identity),
           prune TAO-style to >= 30 % fewer parameters, retrain (peoplenet_retrain.txt), export fp32 ONNX,
           quantise to INT8 QDQ, evaluate every artefact (torch on the GPU, ONNX with onnxruntime CPU).
 
@@ -139,6 +140,7 @@ def phase_gpu(args: argparse.Namespace) -> None:
     from gpu_worker.detection.checkpoint import load_model, save_model
     from gpu_worker.export.int8 import quantize_qdq, write_calibration_cache, zero_point_violations
     from gpu_worker.export.onnx_export import export_onnx
+    from gpu_worker.importers.batchnorm import recreate_batch_norm
     from gpu_worker.pruning import PruneSettings, count_params, prune_model
     from gpu_worker.training.predictors import open_predictor
     from gpu_worker.training.train import train
@@ -164,7 +166,7 @@ def phase_gpu(args: argparse.Namespace) -> None:
             "project_evaluator": project_eval(model, spec, val_dir, device),
         }
 
-    base, _ = load_model(args.base)
+    base, meta0 = load_model(args.base)
     train_spec = load_spec("peoplenet_train.txt", train_dir, val_dir)
     retrain_spec = load_spec("peoplenet_retrain.txt", train_dir, val_dir)
     if args.epochs:
@@ -172,10 +174,17 @@ def phase_gpu(args: argparse.Namespace) -> None:
         retrain_spec.training_config.num_epochs = args.epochs
     out["base"] = evaluate(base, train_spec)
     save()
+    start_model = Path(args.base)
+    if not base.use_batch_norm:
+        # Folded PeopleNet: re-create batch norm, calibrated to the identity (importers/batchnorm.py).
+        calib_images = torch.stack([letterboxed(p) for p in kitti_images(train_dir)[: args.bn_images]])
+        bn_base = recreate_batch_norm(base.to(device), calib_images).cpu()
+        start_model = save_model(
+            work / "base_bn.pt", bn_base, meta0.classes, meta0.input_hw, extra={"batch_norm": "calibrated"}
+        )
+        out["batch_norm"] = f"re-created, calibrated on {args.bn_images} train images"
     t = time.perf_counter()
-    finetuned = train(
-        train_spec, work / "finetune", base_model=Path(args.base), device=device, cache_dir=work / "cache"
-    )
+    finetuned = train(train_spec, work / "finetune", base_model=start_model, device=device, cache_dir=work / "cache")
     ft_model, meta = load_model(finetuned.model_path)
     out["finetuned"] = {
         "epochs": finetuned.epochs_done,
@@ -214,25 +223,27 @@ def phase_gpu(args: argparse.Namespace) -> None:
         **evaluate(rt_model, retrain_spec),
     }
     save()
-    onnx_fp32 = export_onnx(retrained.model_path, work / "retrained_fp32.onnx")
     calib = kitti_images(train_dir)[: args.calibration_images]
-    t = time.perf_counter()
-    int8 = quantize_qdq(onnx_fp32, work / "retrained_int8.onnx", calib)
-    write_calibration_cache(onnx_fp32, int8.activation_scales, work / "retrained_calibration.cache")
-    out["int8"] = {
-        "calibration_images": len(calib),
-        "method": str(int8.method),
-        "seconds": round(time.perf_counter() - t, 1),
-        "zero_point_violations": len(zero_point_violations(int8.onnx)),
-    }
-    for name, path in (("onnx_fp32", onnx_fp32), ("onnx_int8_qdq", int8.onnx)):
-        predictor = open_predictor(path, "cpu")
-        out[name] = {
-            "runtime": "onnxruntime CPUExecutionProvider",
-            "reference_protocol": reference(predictor.predict_one, val_dir),
-            "project_evaluator": project_eval(predictor, retrain_spec, val_dir, "cpu"),
+    # INT8 of the final (retrained) model, and of the fine-tuned one (the model shipped unpruned).
+    for prefix, model_path in (("", retrained.model_path), ("finetuned_", finetuned.model_path)):
+        onnx_fp32 = export_onnx(model_path, work / f"{prefix}final_fp32.onnx")
+        t = time.perf_counter()
+        int8 = quantize_qdq(onnx_fp32, work / f"{prefix}final_int8.onnx", calib)
+        write_calibration_cache(onnx_fp32, int8.activation_scales, work / f"{prefix}calibration.cache")
+        out[f"{prefix}int8"] = {
+            "calibration_images": len(calib),
+            "method": str(int8.method),
+            "seconds": round(time.perf_counter() - t, 1),
+            "zero_point_violations": len(zero_point_violations(int8.onnx)),
         }
-        save()
+        for name, path in (("onnx_fp32", onnx_fp32), ("onnx_int8_qdq", int8.onnx)):
+            predictor = open_predictor(path, "cpu")
+            out[prefix + name] = {
+                "runtime": "onnxruntime CPUExecutionProvider",
+                "reference_protocol": reference(predictor.predict_one, val_dir),
+                "project_evaluator": project_eval(predictor, retrain_spec, val_dir, "cpu"),
+            }
+            save()
     base_ap = out["base"]["reference_protocol"]["AP50/person"]
     checks = {
         "finetune_gain_ge_0.10": out["finetuned"]["reference_protocol"]["AP50/person"] - base_ap >= 0.10,
@@ -248,10 +259,25 @@ def phase_gpu(args: argparse.Namespace) -> None:
             - out["onnx_fp32"]["reference_protocol"]["AP50/person"]
         )
         <= 0.01,
+        "finetuned_int8_within_0.01": abs(
+            out["finetuned_onnx_int8_qdq"]["reference_protocol"]["AP50/person"]
+            - out["finetuned_onnx_fp32"]["reference_protocol"]["AP50/person"]
+        )
+        <= 0.01,
     }
     out["checks"] = checks
     save()
     print(json.dumps(out, indent=2))
+
+
+def letterboxed(path: Path) -> Any:
+    """One image as the network sees it: [3, 544, 960] float in [0, 1]."""
+    import torch
+
+    from gpu_worker.training.letterbox import load_image_letterboxed
+
+    image, _ = load_image_letterboxed(path, 960, 544)
+    return torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
 
 
 def torch_predict_fn_on(model: Any, device: str) -> Any:
@@ -278,6 +304,7 @@ def main() -> None:
     parser.add_argument("--base", default="/tmp/quality/peoplenet_imported.pt")
     parser.add_argument("--parity-images", type=int, default=32)
     parser.add_argument("--calibration-images", type=int, default=64)
+    parser.add_argument("--bn-images", type=int, default=32, help="images calibrating re-created batch norm")
     parser.add_argument("--epochs", type=int, default=0, help="override num_epochs of both specs (0: the specs')")
     args = parser.parse_args()
     {"import": phase_import, "gpu": phase_gpu}[args.phase](args)

@@ -50,7 +50,8 @@ def register(app: typer.Typer) -> None:
         )
         console.print(f"model version: {summary.model_version or '-'}")
         for name, value in sorted(summary.metrics.items()):
-            console.print(f"  {name:<20} {value:.4f}")
+            if name == "mAP" or name.startswith("AP/"):  # the rest is in metrics.json and the report
+                console.print(f"  {name:<12} {value:.4f}")
         console.print(f"model folder:  {summary.model_folder or '-'}")
         console.print(f"run report:    {summary.report or '-'}")
         console.print(f"engine:        {summary.engine}")
