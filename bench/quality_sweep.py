@@ -27,8 +27,17 @@ FINETUNE = [
     ("bn_lr5e-4_e120_zoom", True, 5e-4, 120, 0.05, (0.7, 1.3), (0, 1)),
     ("bn_lr5e-4_e120_fg0.25", True, 5e-4, 120, 0.25, (1.0, 1.0), (0, 1)),
     ("folded_lr1e-4_e120", False, 1e-4, 120, 0.05, (1.0, 1.0), (0, 1)),
+    ("bn_lr1e-4_e120_fg0.25", True, 1e-4, 120, 0.25, (1.0, 1.0), (0, 1)),
+    ("bn_lr1e-4_e200_fg0.25", True, 1e-4, 200, 0.25, (1.0, 1.0), (0, 1)),
+    ("bn_lr2e-4_e200_fg0.25_nofreeze", True, 2e-4, 200, 0.25, (1.0, 1.0), ()),
 ]
-RETRAIN = [("lr5e-4_e80", 5e-4, 80), ("lr5e-4_e150", 5e-4, 150)]
+# name, max lr, epochs, auto-weighting (TAO's update drives the coverage weight towards ~1e-3 on this data)
+RETRAIN = [
+    ("lr5e-4_e80", 5e-4, 80, True),
+    ("lr5e-4_e150", 5e-4, 150, True),
+    ("lr1e-4_e150_noauto", 1e-4, 150, False),
+    ("lr5e-4_e150_noauto", 5e-4, 150, False),
+]
 
 
 def edit(spec: Any, max_lr: float, epochs: int, fg: float, zoom: tuple[float, float], freeze: tuple[int, ...]) -> Any:
@@ -59,6 +68,7 @@ def main() -> None:
     parser.add_argument("--work", required=True)
     parser.add_argument("--log", default="", help="JSON-lines file (default WORK/sweep.jsonl)")
     parser.add_argument("--only", default="", help="comma-separated fine-tune names")
+    parser.add_argument("--only-retrain", default="", help="comma-separated retrain names")
     args = parser.parse_args()
     shared, work = Path(args.shared), Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -126,8 +136,12 @@ def main() -> None:
             "AP50/person": ap(pruned.model),
         }
     )
-    for name, lr, epochs in RETRAIN:
+    only_retrain = set(filter(None, args.only_retrain.split(",")))
+    for name, lr, epochs, autoweighting in RETRAIN:
+        if only_retrain and name not in only_retrain:
+            continue
         spec = Q.load_spec("peoplenet_retrain.txt", train_dir, val_dir)
+        spec.cost_function_config.enable_autoweighting = autoweighting
         spec.training_config.num_epochs = epochs
         spec.training_config.learning_rate.soft_start_annealing_schedule.max_learning_rate = lr
         t = time.perf_counter()

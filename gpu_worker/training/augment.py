@@ -134,16 +134,26 @@ def spatial_matrices(config: AugmentConfig, content_sizes: torch.Tensor, generat
     return matrices
 
 
-def warp_images(images: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
-    """Apply forward pixel-space affine maps [B, 3, 3] to images [B, C, H, W] (bilinear, zero fill)."""
-    _, _, height, width = images.shape
+def warp_theta(matrices: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """`affine_grid` thetas [B, 2, 3] (float64, host) for forward pixel-space maps [B, 3, 3]."""
     # Normalised coords of affine_grid (align_corners=False): u = 2 x / W - 1 with x the continuous pixel
     # coordinate (pixel i spans [i, i + 1]); theta maps output -> input, so invert the forward map.
     to_norm = torch.tensor([[2.0 / width, 0.0, -1.0], [0.0, 2.0 / height, -1.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
-    theta = to_norm @ torch.linalg.inv(matrices) @ torch.linalg.inv(to_norm)
-    theta = theta[:, :2, :].to(device=images.device, dtype=images.dtype)
+    return (to_norm @ torch.linalg.inv(matrices) @ torch.linalg.inv(to_norm))[:, :2, :].contiguous()
+
+
+def warp_with_theta(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Resample images [B, C, H, W] through `affine_grid` thetas [B, 2, 3] (bilinear, zero fill)."""
+    # Device first (asynchronous from pinned memory), then the dtype: same values as converting first.
+    theta = theta.to(device=images.device, non_blocking=True).to(images.dtype)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def warp_images(images: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
+    """Apply forward pixel-space affine maps [B, 3, 3] to images [B, C, H, W] (bilinear, zero fill)."""
+    _, _, height, width = images.shape
+    return warp_with_theta(images, warp_theta(matrices, width, height))
 
 
 def transform_boxes(
@@ -202,8 +212,8 @@ def color_transforms(config: AugmentConfig, n: int, generator: torch.Generator) 
 def apply_color(images: torch.Tensor, matrices: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     """images [B, 3, H, W] in [0, 1] -> A @ pixel + b per image, clamped to [0, 1]."""
     b, c, h, w = images.shape
-    m = matrices.to(device=images.device, dtype=images.dtype)
-    o = offsets.to(device=images.device, dtype=images.dtype)
+    m = matrices.to(device=images.device, non_blocking=True).to(images.dtype)
+    o = offsets.to(device=images.device, non_blocking=True).to(images.dtype)
     out = torch.bmm(m, images.reshape(b, c, h * w)) + o[:, :, None]
     return out.reshape(b, c, h, w).clamp_(0.0, 1.0)
 
@@ -224,6 +234,78 @@ def transform_boxes_flat(
     return out
 
 
+@dataclass
+class AugmentPlan:
+    """One batch's augmentation decided on the host: what the images get on the device, and the boxes
+    already moved, clipped and filtered (they are tiny; on the host their kept counts need no GPU sync)."""
+
+    theta: torch.Tensor | None  # [B, 2, 3] float64 affine_grid thetas; None: no spatial augmentation
+    color_matrices: torch.Tensor | None  # [B, 3, 3] float64; None: no colour augmentation
+    color_offsets: torch.Tensor | None  # [B, 3] float64
+    boxes: torch.Tensor  # [K, 4] float32, the kept boxes image by image
+    classes: torch.Tensor  # [K] int64
+    counts: list[int]  # kept boxes per image
+
+    def pin_memory(self) -> AugmentPlan:
+        """Page-locked copies, so the device copies can be asynchronous."""
+
+        def pin(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.pin_memory()
+
+        return AugmentPlan(
+            pin(self.theta),
+            pin(self.color_matrices),
+            pin(self.color_offsets),
+            self.boxes.pin_memory(),
+            self.classes.pin_memory(),
+            self.counts,
+        )
+
+
+def plan_augment(
+    boxes: torch.Tensor,
+    classes: torch.Tensor,
+    counts: list[int],
+    content_sizes: torch.Tensor,
+    image_hw: tuple[int, int],
+    config: AugmentConfig,
+    generator: torch.Generator,
+) -> AugmentPlan:
+    """Draw a batch's augmentation and move its boxes (host tensors [M, 4], [M]; `counts` per image)."""
+    n = content_sizes.shape[0]
+    height, width = image_hw
+    matrices = spatial_matrices(config, content_sizes, generator)
+    color_m, color_o = color_transforms(config, n, generator)
+    image_of_box = torch.repeat_interleave(torch.arange(n), torch.tensor(counts, dtype=torch.long))
+    theta = None
+    if config.spatial_enabled:
+        theta = warp_theta(matrices, width, height)
+        if boxes.numel():
+            boxes = transform_boxes_flat(boxes, image_of_box, matrices, width, height)
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    keep = (w > 0) & (h > 0) & (w >= config.min_bbox_width) & (h >= config.min_bbox_height)
+    kept_counts = torch.bincount(image_of_box[keep], minlength=n).tolist()
+    colour = config.color_enabled
+    return AugmentPlan(
+        theta=theta,
+        color_matrices=color_m if colour else None,
+        color_offsets=color_o if colour else None,
+        boxes=boxes[keep],
+        classes=classes[keep],
+        counts=kept_counts,
+    )
+
+
+def apply_plan(images: torch.Tensor, plan: AugmentPlan) -> torch.Tensor:
+    """The image side of a plan on images [B, 3, H, W] in [0, 1] (device ops, no host sync)."""
+    if plan.theta is not None:
+        images = warp_with_theta(images, plan.theta)
+    if plan.color_matrices is not None and plan.color_offsets is not None:
+        images = apply_color(images, plan.color_matrices, plan.color_offsets)
+    return images
+
+
 def augment_flat(
     images: torch.Tensor,
     boxes: torch.Tensor,
@@ -235,23 +317,14 @@ def augment_flat(
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """`augment_batch` on the batch's boxes concatenated ([M, 4], [M], `counts` boxes per image).
 
-    All boxes move in a few batched ops (one host sync for the kept counts), which matters on a GPU.
+    The boxes are moved on the host (`plan_augment`); the loader plans on its gather thread instead.
     """
-    n, _, height, width = images.shape
-    matrices = spatial_matrices(config, content_sizes, generator)
-    color_m, color_o = color_transforms(config, n, generator)
-    image_of_box = torch.repeat_interleave(torch.arange(n), torch.tensor(counts, dtype=torch.long)).to(boxes.device)
-    if config.spatial_enabled:
-        images = warp_images(images, matrices)
-        if boxes.numel():
-            boxes = transform_boxes_flat(boxes, image_of_box, matrices, width, height)
-    w = boxes[:, 2] - boxes[:, 0]
-    h = boxes[:, 3] - boxes[:, 1]
-    keep = (w > 0) & (h > 0) & (w >= config.min_bbox_width) & (h >= config.min_bbox_height)
-    kept_counts = torch.bincount(image_of_box[keep], minlength=n).tolist()
-    if config.color_enabled:
-        images = apply_color(images, color_m, color_o)
-    return images, list(boxes[keep].split(kept_counts)), list(classes[keep].split(kept_counts))
+    _, _, height, width = images.shape
+    plan = plan_augment(boxes.cpu(), classes.cpu(), counts, content_sizes, (height, width), config, generator)
+    images = apply_plan(images, plan)
+    kept_boxes = plan.boxes.to(boxes.device).split(plan.counts)
+    kept_classes = plan.classes.to(classes.device).split(plan.counts)
+    return images, list(kept_boxes), list(kept_classes)
 
 
 def augment_batch(

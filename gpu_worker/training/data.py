@@ -12,7 +12,9 @@
 
 Images are letterboxed (scaled to fit, zero padding right/bottom, see `letterbox.py`); boxes are
 (x1, y1, x2, y2) in network-input pixels; `box_original = box / scale`. Reading a batch is a memmap
-gather on a background thread; augmentation runs on `device` in batch (`augment.py`).
+gather on a background thread, which also draws the augmentation and moves the boxes (tiny, on the
+host); the device gets pinned asynchronous copies and runs the image side in batch (`augment.py`), so
+producing a batch never synchronises the host with the GPU.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gpu_worker.training.augment import AugmentConfig, augment_flat
+from gpu_worker.detection.rasterizer import Targets
+from gpu_worker.training.augment import AugmentConfig, AugmentPlan, apply_plan, plan_augment
 from gpu_worker.training.cache import PreparedData, PreparedSplit, open_split, prepare_cache
 from gpu_worker.training.letterbox import load_image_letterboxed
 
@@ -58,6 +61,7 @@ class Batch:
     paths: list[str]
     scales: torch.Tensor
     weights: torch.Tensor
+    targets: Targets | None = None  # rasterised ahead of the step when a producer attaches them
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -75,9 +79,12 @@ def _to_float_nchw(images: torch.Tensor) -> torch.Tensor:
 class _HostBatch:
     indices: np.ndarray
     images: torch.Tensor  # [B, H, W, 3] uint8 (pinned for CUDA), or float [B, 3, H, W] for the CPU
-    boxes: torch.Tensor  # [M, 4] float32
+    boxes: torch.Tensor  # [M, 4] float32 (already augmented when `plan` is set)
     classes: torch.Tensor  # [M] int64
     counts: list[int]
+    scales: torch.Tensor  # [B] float32
+    weights: torch.Tensor  # [B] float32
+    plan: AugmentPlan | None  # the image side of the augmentation, still to apply on the device
 
 
 def _seed(*parts: int) -> int:
@@ -136,7 +143,7 @@ class BatchLoader:
             return np.arange(n)
         return np.random.default_rng(_seed(self.seed, self.epoch)).permutation(n)
 
-    def _gather(self, indices: np.ndarray) -> _HostBatch:
+    def _gather(self, indices: np.ndarray, epoch: int, batch_index: int) -> _HostBatch:
         images = torch.from_numpy(np.ascontiguousarray(self.split.images[indices]))
         if self.device.type == "cpu":
             # Training on the CPU: convert here, on the prefetch thread, overlapping the training step.
@@ -145,34 +152,40 @@ class BatchLoader:
         counts = [len(b) for b, _ in per_image]
         boxes = torch.from_numpy(np.concatenate([b for b, _ in per_image]).reshape(-1, 4).astype(np.float32))
         classes = torch.from_numpy(np.concatenate([c for _, c in per_image]).astype(np.int64))
+        scales = torch.from_numpy(np.ascontiguousarray(self.split.scales[indices], dtype=np.float32))
+        weights = torch.from_numpy(np.ascontiguousarray(self.split.weights[indices], dtype=np.float32))
+        plan = None
+        if self.augment is not None:
+            # Draws depend on (seed, epoch, batch) only; boxes move here, so their kept counts are host-side.
+            generator = torch.Generator().manual_seed(_seed(self.seed, epoch, batch_index, 1))
+            content = self._content_sizes[torch.from_numpy(indices)]
+            hw = (self.split.height, self.split.width)
+            plan = plan_augment(boxes, classes, counts, content, hw, self.augment, generator)
+            boxes, classes, counts = plan.boxes, plan.classes, plan.counts
         if self._pin:
             images, boxes, classes = images.pin_memory(), boxes.pin_memory(), classes.pin_memory()
-        return _HostBatch(indices, images, boxes, classes, counts)
+            scales, weights = scales.pin_memory(), weights.pin_memory()
+            plan = plan.pin_memory() if plan is not None else None
+        return _HostBatch(indices, images, boxes, classes, counts, scales, weights, plan)
 
-    def _to_device(self, host: _HostBatch, batch_index: int) -> Batch:
+    def _to_device(self, host: _HostBatch) -> Batch:
+        """Asynchronous copies (pinned memory) and device ops only: never waits for the GPU."""
         device = self.device
         if host.images.dtype == torch.uint8:  # uint8 over the bus (4x less than float), convert there
             images = _to_float_nchw(host.images.to(device, non_blocking=True))
         else:
             images = host.images.to(device)
-        flat_boxes = host.boxes.to(device, non_blocking=True)
-        flat_classes = host.classes.to(device, non_blocking=True)
-        if self.augment is not None:
-            generator = torch.Generator().manual_seed(_seed(self.seed, self.epoch, batch_index, 1))
-            content = self._content_sizes[torch.from_numpy(host.indices)]
-            images, boxes, classes = augment_flat(
-                images, flat_boxes, flat_classes, host.counts, content, self.augment, generator
-            )
-        else:
-            boxes, classes = list(flat_boxes.split(host.counts)), list(flat_classes.split(host.counts))
-        idx = host.indices
+        if host.plan is not None:
+            images = apply_plan(images, host.plan)
+        boxes = host.boxes.to(device, non_blocking=True).split(host.counts)
+        classes = host.classes.to(device, non_blocking=True).split(host.counts)
         return Batch(
             images=images,
-            boxes=boxes,
-            classes=classes,
-            paths=[self.split.paths[int(i)] for i in idx],
-            scales=torch.from_numpy(self.split.scales[idx]).to(device),
-            weights=torch.from_numpy(self.split.weights[idx]).to(device),
+            boxes=list(boxes),
+            classes=list(classes),
+            paths=[self.split.paths[int(i)] for i in host.indices],
+            scales=host.scales.to(device, non_blocking=True),
+            weights=host.weights.to(device, non_blocking=True),
         )
 
     def __iter__(self) -> Iterator[Batch]:
@@ -180,16 +193,21 @@ class BatchLoader:
         bounds = [
             (b, order[b * self.batch_size : (b + 1) * self.batch_size]) for b in range(self.start_batch, len(self))
         ]
+        epoch = self.epoch
         if not self.prefetch:
             for b, indices in bounds:
-                yield self._to_device(self._gather(indices), b)
+                yield self._to_device(self._gather(indices, epoch, b))
             return
-        # One batch ahead on a thread: the memmap gather (and pinning) overlaps the training step.
+        # One batch ahead on a thread: the memmap gather, box augmentation and pinning overlap the step.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending: Future[_HostBatch] | None = pool.submit(self._gather, bounds[0][1]) if bounds else None
-            for position, (b, _) in enumerate(bounds):
+            pending: Future[_HostBatch] | None = (
+                pool.submit(self._gather, bounds[0][1], epoch, bounds[0][0]) if bounds else None
+            )
+            for position, _ in enumerate(bounds):
                 assert pending is not None
                 host = pending.result()
                 nxt = position + 1
-                pending = pool.submit(self._gather, bounds[nxt][1]) if nxt < len(bounds) else None
-                yield self._to_device(host, b)
+                pending = (
+                    pool.submit(self._gather, bounds[nxt][1], epoch, bounds[nxt][0]) if nxt < len(bounds) else None
+                )
+                yield self._to_device(host)

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from gpu_worker.detection.losses import DetectNetLoss, regularization
 from gpu_worker.detection.model import DetectNetV2
-from gpu_worker.detection.rasterizer import RasterizerConfig, rasterize
+from gpu_worker.detection.rasterizer import RasterizerConfig, Targets, rasterize
 from gpu_worker.errors import PermanentJobError
 from gpu_worker.training.data import Batch
 from gpu_worker.training.schedule import SoftStartAnnealing
@@ -120,6 +120,7 @@ class Trainer:
         self._streak = torch.zeros((), device=device)
         self._bad_total = torch.zeros((), device=device)
         self._bn_stats, self._bn_backup = _pack_bn_stats(model)
+        self._output_hw: dict[tuple[int, int], tuple[int, int]] = {}
 
     @property
     def learning_rate(self) -> float:
@@ -130,10 +131,32 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def output_hw(self, input_hw: tuple[int, int]) -> tuple[int, int]:
+        """The model's output grid for an input size: as seen in a step, else stride 16 rounding up (every
+        conv pads k // 2, so each stride-2 layer gives ceil(n / 2)); a wrong guess is caught in the step."""
+        seen = self._output_hw.get(input_hw)
+        return seen if seen is not None else (-(-input_hw[0] // 16), -(-input_hw[1] // 16))
+
+    def targets_for(self, batch: Batch) -> Batch:
+        """`batch` with its rasterised targets attached: a `BatchStream` runs this ahead of the step, on
+        its side stream, so the rasteriser's many small kernels overlap the previous step's compute."""
+        input_hw = (int(batch.images.shape[-2]), int(batch.images.shape[-1]))
+        output_hw = self.output_hw(input_hw)
+        batch.targets = rasterize(batch.boxes, batch.classes, self.raster, output_hw, input_hw, self.device)
+        return batch
+
     def train_step(
-        self, images: Tensor, boxes: Sequence[Tensor], classes: Sequence[Tensor], weights: Tensor | None
+        self,
+        images: Tensor,
+        boxes: Sequence[Tensor],
+        classes: Sequence[Tensor],
+        weights: Tensor | None,
+        targets: Targets | None = None,
     ) -> Tensor:
-        """One optimiser step; returns [3] detached (total, cov, bbox) losses, NaN when the step was skipped."""
+        """One optimiser step; returns [3] detached (total, cov, bbox) losses, NaN when the step was skipped.
+
+        `targets`: precomputed `rasterize` output for these boxes (`targets_for`); rasterised here if None.
+        """
         if self.options.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         height, width = images.shape[-2:]
@@ -141,7 +164,10 @@ class Trainer:
             self._bn_backup.copy_(self._bn_stats)
         with self._autocast():
             cov, bbox = self.forward(images)
-        targets = rasterize(boxes, classes, self.raster, (cov.shape[-2], cov.shape[-1]), (height, width), self.device)
+        output_hw = (int(cov.shape[-2]), int(cov.shape[-1]))
+        self._output_hw[(int(height), int(width))] = output_hw
+        if targets is None or tuple(targets.cov.shape[-2:]) != output_hw:
+            targets = rasterize(boxes, classes, self.raster, output_hw, (height, width), self.device)
         out = self.loss_fn(cov, bbox, targets, self.step / self.total_steps, image_weights=weights)
         loss = out.total
         reg = regularization(self.reg_params, self.options.regularizer, self.options.regularizer_weight)
@@ -184,7 +210,7 @@ class Trainer:
         window_start, window_images, window_sum, window_n = start, 0, torch.zeros((), device=self.device), 0
         images = steps = 0
         for index, batch in enumerate(loader):
-            losses = self.train_step(batch.images, batch.boxes, batch.classes, batch.weights)
+            losses = self.train_step(batch.images, batch.boxes, batch.classes, batch.weights, batch.targets)
             ok = torch.isfinite(losses[0])
             sums += torch.where(ok, losses, torch.zeros_like(losses))
             finite_steps += ok.float()

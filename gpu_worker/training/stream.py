@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -16,17 +16,25 @@ from gpu_worker.training.data import Batch
 class BatchStream:
     """Runs the loader for a range of epochs in a background thread (on a side CUDA stream on GPU).
 
-    The loader's small pageable copies and mask indexing synchronise the stream they run on; on the
-    training stream they would stall the host every step and leave the GPU idle while Python prepares
-    the next batch. Here they only hold up batches `depth` ahead, and the next epoch's first batches
-    load while the current epoch ends (order and augmentation depend on (seed, epoch) only, so running
-    ahead changes nothing). `epoch(e)` yields epoch e's batches; `close()` stops the thread.
+    Copies, augmentation and `prepare` (the trainer's target rasterisation) run here, overlapping the
+    previous steps' compute instead of queueing in front of the model on the training stream; the next
+    epoch's first batches load while the current epoch ends (order and augmentation depend on (seed,
+    epoch) only, so running ahead changes nothing). `epoch(e)` yields epoch e's batches; `close()`
+    stops the thread.
     """
 
     _END = object()
 
-    def __init__(self, loader: Any, device: torch.device, epochs: range, depth: int = 3) -> None:
+    def __init__(
+        self,
+        loader: Any,
+        device: torch.device,
+        epochs: range,
+        depth: int = 3,
+        prepare: Callable[[Batch], Batch] | None = None,
+    ) -> None:
         self.loader = loader
+        self.prepare = prepare
         self.device = device
         self.epochs = epochs
         self.steps_per_epoch = len(loader)
@@ -43,6 +51,8 @@ class BatchStream:
                 for epoch in self.epochs:
                     self.loader.set_epoch(epoch)
                     for batch in self.loader:
+                        if self.prepare is not None:
+                            batch = self.prepare(batch)
                         ready = None
                         if stream is not None:
                             ready = torch.cuda.Event()
@@ -73,7 +83,8 @@ class BatchStream:
             if ready is not None:
                 main = torch.cuda.current_stream(self.device)
                 main.wait_event(ready)
-                for tensor in (batch.images, batch.scales, batch.weights, *batch.boxes, *batch.classes):
+                targets = batch.targets if batch.targets is not None else ()
+                for tensor in (batch.images, batch.scales, batch.weights, *batch.boxes, *batch.classes, *targets):
                     tensor.record_stream(main)  # the allocator must not reuse them before `main` is done
             yield batch
 
