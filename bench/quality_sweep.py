@@ -58,7 +58,8 @@ def main() -> None:
 
     from gpu_worker.detection.checkpoint import load_model, save_model
     from gpu_worker.importers.batchnorm import recreate_batch_norm
-    from gpu_worker.pruning import PruneSettings, prune_model
+    from gpu_worker.pruning import PruneSettings
+    from gpu_worker.pruning.iterative import prune_to_reduction
     from gpu_worker.training.letterbox import load_image_letterboxed
     from gpu_worker.training.train import train
 
@@ -123,10 +124,8 @@ def main() -> None:
         if score > best[0]:
             best = (score, result.model_path, name)
     ft_model, ft_meta = load_model(best[1])
-    for threshold in Q.PRUNE_THRESHOLDS:
-        pruned = prune_model(ft_model.cpu(), PruneSettings(threshold=threshold))
-        if 1 - pruned.ratio >= Q.TARGET_REDUCTION:
-            break
+    # One deep cut (TAO's single `prune`), for comparison with the pipeline's iterative default.
+    threshold, pruned = prune_to_reduction(ft_model.cpu(), PruneSettings(), Q.TARGET_REDUCTION)
     pruned_path = save_model(work / "pruned.pt", pruned.model, ft_meta.classes, ft_meta.input_hw)
     emit(
         {

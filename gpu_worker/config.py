@@ -64,6 +64,23 @@ class PruneSettings(BaseModel):
     granularity: int = Field(default=8, ge=1)
     min_num_filters: int = Field(default=16, ge=1)
     excluded_layers: list[str] = Field(default_factory=list)
+    target_reduction: float | None = Field(
+        default=0.30,
+        gt=0,
+        lt=1,
+        description="Prune in steps until this share of parameters is gone (None: one cut at `threshold`)",
+    )
+    step_reduction: float = Field(default=0.08, gt=0, lt=1, description="Share removed per step")
+    step_epochs: int | None = Field(
+        default=None, ge=1, description="Epochs of retraining between steps (None: a quarter of the retrain spec's)"
+    )
+    distill: bool = Field(
+        default=True,
+        description="Retrain pruned models (between steps and in the retrain stage) distilling from the unpruned one",
+    )
+    distill_weight: float = Field(
+        default=1.0, gt=0, description="Weight of the distillation cost (training/distill.py DEFAULT_DISTILL_WEIGHT)"
+    )
 
 
 class ExportSettings(BaseModel):

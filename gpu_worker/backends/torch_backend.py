@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gpu_worker.backends.base import (
     ExportResult,
@@ -12,6 +13,9 @@ from gpu_worker.backends.base import (
     TrainingStopped,
 )
 from gpu_worker.config import Settings
+
+if TYPE_CHECKING:
+    from gpu_worker.pruning import PruneSettings
 
 MODEL_FILE = "model.pt"
 
@@ -31,7 +35,9 @@ class TorchBackend(TrainingBackend):
     def prepare(self, ctx: StageContext) -> None:
         """Nothing to convert: the trainer reads KITTI folders and builds its own image cache."""
 
-    def _train(self, ctx: StageContext, spec: Path, base: Path | None, stage: str) -> ModelArtifact:
+    def _train(
+        self, ctx: StageContext, spec: Path, base: Path | None, stage: str, teacher: Path | None = None
+    ) -> ModelArtifact:
         from gpu_worker.pruning.prune import count_params
         from gpu_worker.training.checkpoint import latest_checkpoint
         from gpu_worker.training.train import CHECKPOINT_DIR, train
@@ -47,6 +53,8 @@ class TorchBackend(TrainingBackend):
             progress=ctx.progress,
             should_stop=ctx.should_stop,
             cache_dir=ctx.work_dir / "image-cache",
+            teacher=teacher,
+            distill_weight=self.settings.prune.distill_weight,
         )
         if result.stopped:
             assert result.checkpoint_path is not None
@@ -61,30 +69,68 @@ class TorchBackend(TrainingBackend):
 
     def prune(self, ctx: StageContext, model: ModelArtifact) -> ModelArtifact:
         from gpu_worker.detection.checkpoint import load_model, save_model
-        from gpu_worker.pruning.criteria import Equalization, Normalizer
-        from gpu_worker.pruning.prune import PruneSettings, prune_model
+        from gpu_worker.pruning import prune_model
 
         options = self.settings.prune
         loaded, meta = load_model(model.path)
-        result = prune_model(
-            loaded,
-            PruneSettings(
-                threshold=options.threshold,
-                normalizer=Normalizer(options.normalizer),
-                equalization=Equalization(options.equalization),
-                granularity=options.granularity,
-                min_num_filters=options.min_num_filters,
-                excluded_layers=tuple(options.excluded_layers),
-            ),
+        results = _results_dir(ctx, "prune")
+        if options.target_reduction is None:
+            result = prune_model(loaded, self._prune_settings())
+            pruned, before, after = result.model, result.params_before, result.params_after
+            how = f"-pth {options.threshold}"
+        else:
+            from gpu_worker.training.prune_retrain import prune_with_retraining
+
+            stepped = prune_with_retraining(
+                loaded,
+                meta,
+                self._prune_settings(),
+                ctx.retrain_spec_path or ctx.spec_path,
+                results / "steps",
+                target_reduction=options.target_reduction,
+                step_reduction=options.step_reduction,
+                step_epochs=options.step_epochs,
+                device=ctx.device,
+                cache_dir=ctx.work_dir / "image-cache",
+                progress=ctx.progress,
+                distill_weight=options.distill_weight if options.distill else None,
+                teacher=model.path,
+            )
+            pruned, before, after = stepped.model, stepped.params_before, stepped.params_after
+            how = f"{len(stepped.steps)} steps to -{options.target_reduction:.0%}"
+        out = results / MODEL_FILE
+        save_model(out, pruned, meta.classes, meta.input_hw, {**meta.extra, "pruned_from_params": before})
+        ctx.progress(f"pruned ({how}): {before:,} -> {after:,} parameters ({after / before:.1%} kept)")
+        return ModelArtifact(out, after)
+
+    def _prune_settings(self) -> PruneSettings:
+        from gpu_worker.pruning import PruneSettings
+        from gpu_worker.pruning.criteria import Equalization, Normalizer
+
+        options = self.settings.prune
+        return PruneSettings(
+            threshold=options.threshold,
+            normalizer=Normalizer(options.normalizer),
+            equalization=Equalization(options.equalization),
+            granularity=options.granularity,
+            min_num_filters=options.min_num_filters,
+            excluded_layers=tuple(options.excluded_layers),
         )
-        out = _results_dir(ctx, "prune") / MODEL_FILE
-        extra = {**meta.extra, "pruned_from_params": result.params_before, "prune_threshold": options.threshold}
-        save_model(out, result.model, meta.classes, meta.input_hw, extra)
-        ctx.progress(f"pruned {result.params_before:,} -> {result.params_after:,} parameters ({result.ratio:.1%} kept)")
-        return ModelArtifact(out, result.params_after)
 
     def retrain(self, ctx: StageContext, pruned: ModelArtifact) -> ModelArtifact:
-        return self._train(ctx, ctx.retrain_spec_path or ctx.spec_path, pruned.path, "retrain")
+        spec = ctx.retrain_spec_path or ctx.spec_path
+        return self._train(ctx, spec, pruned.path, "retrain", self._teacher(ctx))
+
+    def _teacher(self, ctx: StageContext) -> Path | None:
+        """The unpruned model the retrain distils from: the train stage's model, which the prune stage cut."""
+        if not self.settings.prune.distill:
+            return None
+        teacher = ctx.work_dir / "train" / MODEL_FILE
+        if not teacher.is_file():
+            ctx.progress(f"no distillation: the unpruned model {teacher} is not on this worker")
+            return None
+        ctx.progress(f"retraining distils from {teacher} (weight {self.settings.prune.distill_weight})")
+        return teacher
 
     def evaluate(self, ctx: StageContext, model: ModelArtifact) -> dict[str, float]:
         from gpu_worker.training.evaluate import evaluate_model

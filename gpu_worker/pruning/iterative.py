@@ -1,0 +1,93 @@
+"""Prune in small TAO-style steps with a short retrain between them.
+
+One deep cut of an already-pruned network (PeopleNet v2.3 is pruned) removes filters that still carry
+signal and a small dataset cannot retrain it back. Several shallow cuts, each followed by a few epochs
+of retraining, reach the same size while the network adapts step by step. Every step is an ordinary
+`prune` (same criterion, `union`, granularity, minimum filters): only the threshold is chosen per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gpu_worker.detection.model import DetectNetV2
+from gpu_worker.pruning.prune import PruneResult, PruneSettings, count_params, prune_model
+
+THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.01, 1.0, 0.01), 2))
+
+# (pruned model, step index) -> retrained model
+Retrain = Callable[[DetectNetV2, int], DetectNetV2]
+
+
+@dataclass
+class IterativeResult:
+    model: DetectNetV2
+    params_before: int
+    params_after: int
+    steps: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def reduction(self) -> float:
+        return 1.0 - self.params_after / self.params_before
+
+
+def prune_to_reduction(model: DetectNetV2, settings: PruneSettings, reduction: float) -> tuple[float, PruneResult]:
+    """The smallest threshold whose cut removes at least `reduction` of the parameters (or the deepest cut).
+
+    Higher thresholds never keep more filters, so a binary search over the grid finds it.
+    """
+    low, high = 0, len(THRESHOLDS) - 1
+    best = (THRESHOLDS[high], prune_model(model, _with_threshold(settings, THRESHOLDS[high])))
+    while low <= high:
+        middle = (low + high) // 2
+        result = prune_model(model, _with_threshold(settings, THRESHOLDS[middle]))
+        if 1.0 - result.ratio >= reduction:
+            best, high = (THRESHOLDS[middle], result), middle - 1
+        else:
+            low = middle + 1
+    return best
+
+
+def prune_iteratively(
+    model: DetectNetV2,
+    settings: PruneSettings,
+    target_reduction: float,
+    step_reduction: float,
+    retrain: Retrain,
+    progress: Callable[[str], None] = lambda message: None,
+) -> IterativeResult:
+    """Cut about `step_reduction` per step and retrain, until `target_reduction` of the parameters are gone.
+
+    The model after the last cut is returned unretrained: the pipeline's retrain stage does the final,
+    full retraining.
+    """
+    before = count_params(model)
+    current = model
+    steps: list[dict[str, float]] = []
+    while 1.0 - count_params(current) / before < target_reduction:
+        remaining = 1.0 - (1.0 - target_reduction) * before / count_params(current)
+        threshold, result = prune_to_reduction(current, settings, min(step_reduction, remaining))
+        if result.params_after == result.params_before:
+            progress(f"no filter falls below threshold {THRESHOLDS[-1]}: stopping at {len(steps)} step(s)")
+            break
+        current = result.model
+        done = 1.0 - result.params_after / before
+        steps.append({"threshold": threshold, "params": float(result.params_after), "reduction": done})
+        progress(f"prune step {len(steps)}: -pth {threshold:.2f} -> {result.params_after:,} parameters")
+        if done < target_reduction:
+            current = retrain(current, len(steps))
+    return IterativeResult(current, before, count_params(current), steps)
+
+
+def _with_threshold(settings: PruneSettings, threshold: float) -> PruneSettings:
+    return PruneSettings(
+        threshold=threshold,
+        normalizer=settings.normalizer,
+        equalization=settings.equalization,
+        granularity=settings.granularity,
+        min_num_filters=settings.min_num_filters,
+        excluded_layers=settings.excluded_layers,
+    )
