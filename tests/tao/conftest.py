@@ -160,16 +160,31 @@ def _build_context(files: dict[str, Path], dockerfile: str) -> io.BytesIO:
     return buffer
 
 
+def _standin_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the stand-in `export` writes: a real DetectNet_v2 ONNX (ResNet-10, random weights) at the demo
+    spec's 320x192 with classes person, bag, face, so the pipeline's later stages run on it for real."""
+    import torch
+
+    from gpu_worker.detection.channel_plan import ChannelPlan
+    from gpu_worker.detection.model import DetectNetV2
+    from gpu_worker.export.onnx_export import export_model
+
+    torch.manual_seed(0)
+    model = DetectNetV2(ChannelPlan.standard(10, 3)).eval()
+    out = tmp_path_factory.mktemp("standin-onnx") / "model.onnx"
+    return export_model(model, out, ("person", "bag", "face"), (192, 320))
+
+
 @pytest.fixture(scope="session")
-def tao_images(docker_engine: DockerEngine) -> StandinImages:
+def tao_images(docker_engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> StandinImages:
     api = docker_engine.client.api
     repository, tag = BASE_IMAGE.rsplit(":", 1)
     api.import_image_from_data(_busybox_rootfs_tar(), repository=repository, tag=tag, changes=["ENV PATH=/bin"])
     common = {"common.sh": STANDINS / "common.sh"}
     builds = {
         TRAIN_IMAGE: (
-            {**common, "detectnet_v2": STANDINS / "detectnet_v2"},
-            "COPY detectnet_v2 /bin/detectnet_v2\nENV STANDIN_ROLE=train\n",
+            {**common, "detectnet_v2": STANDINS / "detectnet_v2", "model.onnx": _standin_onnx(tmp_path_factory)},
+            "COPY detectnet_v2 /bin/detectnet_v2\nCOPY model.onnx /opt/standin/model.onnx\nENV STANDIN_ROLE=train\n",
         ),
         DEPLOY_IMAGE: (
             {**common, "detectnet_v2": STANDINS / "detectnet_v2_deploy", "tao-converter": STANDINS / "tao-converter"},

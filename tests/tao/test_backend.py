@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import onnx
 import pytest
 
 from gpu_worker.backends.base import ModelArtifact, StageContext, TrainingStopped
@@ -94,7 +95,11 @@ def test_whole_job_end_to_end(
     metrics = json.loads((work / "evaluate" / "metrics.json").read_text())
     assert metrics == {"AP/bag": 0.282611, "AP/face": 0.282611, "AP/person": 0.525, "mAP": pytest.approx(0.403805)}
     assert result.onnx == work / "export" / "model.onnx" and result.etlt is None
-    assert result.onnx.read_text().startswith("standin-onnx of /workspace/tao-experiments/results/retrain/weights/")
+    assert [i.name for i in onnx.load(str(result.onnx)).graph.input] == ["input_1:0"]  # TAO 5's ONNX contract
+    assert (
+        "standin: exported /workspace/tao-experiments/results/retrain/weights/"
+        in (work / "export" / "export.log").read_text()
+    )
     assert result.labels.read_text() == "person\nbag\nface\n"
     assert result.classes == ("person", "bag", "face") and result.input_dims == (3, 192, 320)
 
