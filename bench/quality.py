@@ -6,7 +6,8 @@ Phases (each merges its section into the JSON file given by --results):
           and the project's evaluator). Writes the imported model file for the gpu phase.
   gpu     (GPU host): fine-tune from the imported model on coco128-kitti/train (peoplenet_train.txt;
           a BN-folded base gets batch norm re-created first, calibrated to the identity),
-          prune TAO-style to >= 30 % fewer parameters, retrain (peoplenet_retrain.txt), export fp32 ONNX,
+          prune TAO-style in steps to >= 30 % fewer parameters, retrain (peoplenet_retrain.txt; the step
+          retrains and the final one distil from the fine-tuned model, --distill-weight), export fp32 ONNX,
           quantise to INT8 QDQ, evaluate every artefact (torch on the GPU, ONNX with onnxruntime CPU).
 
     python bench/quality.py import --shared ../shared --work /tmp/quality

@@ -22,6 +22,7 @@ from gpu_worker.detection.model import DetectNetV2
 from gpu_worker.detection.rasterizer import RasterizerConfig, Targets, rasterize
 from gpu_worker.errors import PermanentJobError
 from gpu_worker.training.data import Batch
+from gpu_worker.training.distill import distillation_components
 from gpu_worker.training.schedule import SoftStartAnnealing
 
 # (epoch, batch index in epoch, batches per epoch, mean loss since last log, images/s since last log)
@@ -40,6 +41,7 @@ class StepOptions:
     regularizer_weight: float = 0.0
     max_nonfinite_in_a_row: int = 20
     log_every: int = 10
+    distill_weight: float = 0.0  # weight of the distillation cost when the Trainer has a teacher
 
 
 @dataclass
@@ -105,6 +107,7 @@ class Trainer:
         device: torch.device,
         options: StepOptions,
         forward: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None,
+        teacher: DetectNetV2 | None = None,  # frozen, eval mode: distilled from (training/distill.py)
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -115,6 +118,7 @@ class Trainer:
         self.device = device
         self.options = options
         self.forward = forward if forward is not None else model
+        self.teacher = teacher
         self.step = 0
         self.reg_params = [m.weight for _, m in model.conv_layers() if m.weight.requires_grad]
         self._streak = torch.zeros((), device=device)
@@ -154,6 +158,7 @@ class Trainer:
         targets: Targets | None = None,
     ) -> Tensor:
         """One optimiser step; returns [3] detached (total, cov, bbox) losses, NaN when the step was skipped.
+        With a teacher, total includes the weighted distillation cost; cov and bbox are the ground truth's.
 
         `targets`: precomputed `rasterize` output for these boxes (`targets_for`); rasterised here if None.
         """
@@ -164,12 +169,20 @@ class Trainer:
             self._bn_backup.copy_(self._bn_stats)
         with self._autocast():
             cov, bbox = self.forward(images)
+            if self.teacher is not None:
+                with torch.no_grad():
+                    teacher_cov, teacher_bbox = self.teacher(images)
         output_hw = (int(cov.shape[-2]), int(cov.shape[-1]))
         self._output_hw[(int(height), int(width))] = output_hw
         if targets is None or tuple(targets.cov.shape[-2:]) != output_hw:
             targets = rasterize(boxes, classes, self.raster, output_hw, (height, width), self.device)
-        out = self.loss_fn(cov, bbox, targets, self.step / self.total_steps, image_weights=weights)
+        progress = self.step / self.total_steps
+        out = self.loss_fn(cov, bbox, targets, progress, image_weights=weights)
         loss = out.total
+        if self.teacher is not None:
+            distill = distillation_components(cov, bbox, teacher_cov, teacher_bbox)
+            weighted = distill * self.loss_fn.objective_weights(progress) * self.loss_fn.class_weights[:, None]
+            loss = loss + self.options.distill_weight * weighted.sum()
         reg = regularization(self.reg_params, self.options.regularizer, self.options.regularizer_weight)
         if reg is not None:
             loss = loss + reg

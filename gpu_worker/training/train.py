@@ -24,6 +24,7 @@ from gpu_worker.detection.model import Activation, DetectNetV2
 from gpu_worker.detection.rasterizer import RasterizerConfig
 from gpu_worker.errors import UserError
 from gpu_worker.training import checkpoint as ckpt
+from gpu_worker.training.distill import DEFAULT_DISTILL_WEIGHT, load_teacher
 from gpu_worker.training.engine import EpochStats, StepOptions, Trainer, make_optimizer
 from gpu_worker.training.progress import Reporter, make_reporter
 from gpu_worker.training.schedule import SoftStartAnnealing
@@ -131,8 +132,14 @@ def train(
     compile_model: bool = False,
     amp: bool | None = None,
     log_every: int = 10,
+    teacher: Path | None = None,
+    distill_weight: float = DEFAULT_DISTILL_WEIGHT,
 ) -> TrainResult:
-    """Train per the spec (a path to a TAO experiment spec or a parsed Experiment)."""
+    """Train per the spec (a path to a TAO experiment spec or a parsed Experiment).
+
+    `teacher`: a model file (the unpruned model when retraining a pruned one) the student is also
+    distilled from, with `distill_weight` (training/distill.py); None trains on the ground truth alone.
+    """
     from gpu_worker.specs.info import input_size, target_class_names
     from gpu_worker.training.data import AugmentConfig, BatchLoader, prepare_cache
 
@@ -191,7 +198,9 @@ def train(
         regularizer=reg_kind,
         regularizer_weight=reg_weight,
         log_every=log_every,
+        distill_weight=distill_weight if teacher is not None else 0.0,
     )
+    teacher_model = load_teacher(teacher, len(class_names), dev, dev.type == "cuda") if teacher else None
     forward = torch.compile(model) if compile_model else None
     trainer = Trainer(
         model,
@@ -203,6 +212,7 @@ def train(
         dev,
         options,
         forward=forward,
+        teacher=teacher_model,
     )
 
     start_epoch, history, nonfinite = 0, [], 0
@@ -219,7 +229,9 @@ def train(
         reporter.message(f"resumed from {latest} at epoch {start_epoch}/{num_epochs}")
 
     interval = max(int(spec.training_config.checkpoint_interval or 1), 1)
-    extra = {"started_from": source, "random_seed": int(spec.random_seed)}
+    extra: dict[str, Any] = {"started_from": source, "random_seed": int(spec.random_seed)}
+    if teacher is not None:
+        extra.update(distilled_from=str(teacher), distill_weight=distill_weight)
     last_checkpoint: Path | None = latest
     epoch = start_epoch
     stopped = False
