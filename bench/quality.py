@@ -384,7 +384,7 @@ def main() -> None:
     parser.add_argument("--calibration-images", type=int, default=64)
     parser.add_argument("--bn-images", type=int, default=32, help="images calibrating re-created batch norm")
     parser.add_argument("--epochs", type=int, default=0, help="override num_epochs of both specs (0: the specs')")
-    parser.add_argument("--step-reduction", type=float, default=0.08, help="share of parameters cut per prune step")
+    parser.add_argument("--step-reduction", type=float, default=0.05, help="share of parameters cut per prune step")
     parser.add_argument(
         "--distill-weight", type=float, default=1.0, help="distillation from the fine-tuned model in retrains (0: off)"
     )

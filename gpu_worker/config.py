@@ -70,7 +70,7 @@ class PruneSettings(BaseModel):
         lt=1,
         description="Prune in steps until this share of parameters is gone (None: one cut at `threshold`)",
     )
-    step_reduction: float = Field(default=0.08, gt=0, lt=1, description="Share removed per step")
+    step_reduction: float = Field(default=0.05, gt=0, lt=1, description="Share removed per step")
     step_epochs: int | None = Field(
         default=None, ge=1, description="Epochs of retraining between steps (None: a quarter of the retrain spec's)"
     )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from gpu_worker.detection.model import DetectNetV2
 from gpu_worker.pruning.prune import PruneResult, PruneSettings, count_params, prune_model
@@ -34,21 +35,23 @@ class IterativeResult:
         return 1.0 - self.params_after / self.params_before
 
 
-def prune_to_reduction(model: DetectNetV2, settings: PruneSettings, reduction: float) -> tuple[float, PruneResult]:
+def prune_to_reduction(
+    model: DetectNetV2, settings: PruneSettings, reduction: float, calibration: torch.Tensor | None = None
+) -> tuple[float, PruneResult]:
     """The smallest threshold whose cut removes at least `reduction` of the parameters (or the deepest cut).
 
-    Higher thresholds never keep more filters, so a binary search over the grid finds it.
+    Higher thresholds never keep more filters, so a binary search over the grid finds it; only the chosen cut
+    is compensated (with mean activations over `calibration` images when given).
     """
     low, high = 0, len(THRESHOLDS) - 1
-    best = (THRESHOLDS[high], prune_model(model, _with_threshold(settings, THRESHOLDS[high])))
+    best = THRESHOLDS[high]
     while low <= high:
         middle = (low + high) // 2
-        result = prune_model(model, _with_threshold(settings, THRESHOLDS[middle]))
-        if 1.0 - result.ratio >= reduction:
-            best, high = (THRESHOLDS[middle], result), middle - 1
+        if 1.0 - prune_model(model, _with_threshold(settings, THRESHOLDS[middle]), compensate=False).ratio >= reduction:
+            best, high = THRESHOLDS[middle], middle - 1
         else:
             low = middle + 1
-    return best
+    return best, prune_model(model, _with_threshold(settings, best), calibration=calibration)
 
 
 def prune_iteratively(
@@ -58,18 +61,20 @@ def prune_iteratively(
     step_reduction: float,
     retrain: Retrain,
     progress: Callable[[str], None] = lambda message: None,
+    calibration: torch.Tensor | None = None,
 ) -> IterativeResult:
     """Cut about `step_reduction` per step and retrain, until `target_reduction` of the parameters are gone.
 
     The model after the last cut is returned unretrained: the pipeline's retrain stage does the final,
-    full retraining.
+    full retraining. `calibration` images [N, 3, H, W] in [0, 1] let each cut fold the removed channels' mean
+    activations into the next layers' biases (the zero-kernel estimate is far off once batch norm is present).
     """
     before = count_params(model)
     current = model
     steps: list[dict[str, float]] = []
     while 1.0 - count_params(current) / before < target_reduction:
         remaining = 1.0 - (1.0 - target_reduction) * before / count_params(current)
-        threshold, result = prune_to_reduction(current, settings, min(step_reduction, remaining))
+        threshold, result = prune_to_reduction(current, settings, min(step_reduction, remaining), calibration)
         if result.params_after == result.params_before:
             progress(f"no filter falls below threshold {THRESHOLDS[-1]}: stopping at {len(steps)} step(s)")
             break

@@ -6,11 +6,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from gpu_worker.detection.checkpoint import ModelMeta, load_model, save_model
 from gpu_worker.detection.model import DetectNetV2
 from gpu_worker.pruning import PruneSettings
 from gpu_worker.pruning.iterative import IterativeResult, prune_iteratively
 from gpu_worker.training.distill import DEFAULT_DISTILL_WEIGHT
+
+CALIBRATION_IMAGES = 32  # mean activations for the bias compensation of each cut
 
 
 def prune_with_retraining(
@@ -28,6 +32,7 @@ def prune_with_retraining(
     progress: Callable[[str], None] = lambda message: None,
     distill_weight: float | None = DEFAULT_DISTILL_WEIGHT,
     teacher: Path | None = None,
+    calibration_images: int = CALIBRATION_IMAGES,
 ) -> IterativeResult:
     """Cut and retrain (`step_epochs` of the retrain spec each time; default a quarter of its epochs) until
     `target_reduction` is reached.
@@ -66,4 +71,17 @@ def prune_with_retraining(
         retrained, _ = load_model(result.model_path)
         return retrained
 
-    return prune_iteratively(model.cpu(), settings, target_reduction, step_reduction, retrain, progress)
+    calibration = training_images(base_spec, calibration_images)
+    return prune_iteratively(model.cpu(), settings, target_reduction, step_reduction, retrain, progress, calibration)
+
+
+def training_images(spec: Any, count: int) -> torch.Tensor:
+    """The first `count` training images of the spec, letterboxed to its input size: [N, 3, H, W] in [0, 1]."""
+    from gpu_worker.specs.info import input_size
+    from gpu_worker.training.dataset import select_splits
+    from gpu_worker.training.letterbox import load_image_letterboxed
+
+    width, height = input_size(spec)
+    train_samples, _ = select_splits(spec)
+    pixels = [load_image_letterboxed(item.sample.image, width, height)[0] for item in train_samples[:count]]
+    return torch.stack([torch.from_numpy(p).permute(2, 0, 1).float() / 255.0 for p in pixels])

@@ -16,7 +16,13 @@ from PIL import Image
 from gpu_worker.detection.channel_plan import ChannelPlan
 from gpu_worker.detection.checkpoint import save_model
 from gpu_worker.detection.model import DetectNetV2
-from gpu_worker.export.int8 import CalibrationMethod, quantize_qdq, write_calibration_cache, zero_point_violations
+from gpu_worker.export.int8 import (
+    CalibrationMethod,
+    LetterboxCalibrationReader,
+    quantize_qdq,
+    write_calibration_cache,
+    zero_point_violations,
+)
 from gpu_worker.export.onnx_export import export_onnx
 
 
@@ -57,6 +63,43 @@ def test_qdq_loads_and_is_symmetric(int8_model: tuple[Path, Path, list[Path]]) -
     got = session.run(names, {"input_1:0": x})
     assert all(g.dtype == np.float32 for g in got)
     assert np.max(np.abs(got[0] - ref[0])) < 0.05
+
+
+def _head_quantised(path: Path) -> tuple[bool, bool]:
+    """(some head conv reads a dequantised activation, some head conv reads dequantised weights)."""
+    graph = onnx.load(str(path)).graph
+    dequantised = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    heads = [n for n in graph.node if n.op_type == "Conv" and ("output_cov" in n.name or "output_bbox" in n.name)]
+    assert len(heads) == 2
+    return any(n.input[0] in dequantised for n in heads), any(n.input[1] in dequantised for n in heads)
+
+
+def test_heads_float_by_default_and_quantised_on_request(
+    int8_model: tuple[Path, Path, list[Path]], tmp_path: Path
+) -> None:
+    fp32, int8, images = int8_model
+    assert _head_quantised(int8) == (False, False)  # head convs wholly float
+    graph = onnx.load(str(int8)).graph
+    conv_outputs = {o for n in graph.node if n.op_type == "Conv" for o in n.output}
+    quantised_tensors = {n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"}
+    assert not conv_outputs & quantised_tensors  # Q/DQ only at conv inputs (TensorRT placement), not after convs
+    quantised = quantize_qdq(fp32, tmp_path / "q.onnx", images[:2], float_heads=False, float_first_conv=True)
+    assert quantised.method is CalibrationMethod.MINMAX  # ReLU6 (Clip) model: bounded activations
+    assert _head_quantised(quantised.onnx) == (True, True)
+    assert zero_point_violations(quantised.onnx) == []
+    graph = onnx.load(str(quantised.onnx)).graph
+    first = next(n for n in graph.node if n.op_type == "Conv" and n.input[0] == "input_1:0")
+    assert "input_1:0" not in quantised.activation_scales and first.input[0] == "input_1:0"  # conv1 float
+
+
+def test_calibration_reader_windows(int8_model: tuple[Path, Path, list[Path]]) -> None:
+    _, _, images = int8_model
+    reader = LetterboxCalibrationReader(images, "x", (64, 96))
+    assert len(reader) == 4
+    reader.set_range(1, 3)  # onnxruntime's CalibStridedMinMax windows: image by image keeps memory flat
+    batches = list(iter(reader.get_next, None))
+    assert len(batches) == 2 and batches[0]["x"].shape == (1, 3, 64, 96)
+    assert float(batches[0]["x"].max()) <= 1.0
 
 
 def test_calibration_cache_format(int8_model: tuple[Path, Path, list[Path]], tmp_path: Path) -> None:
