@@ -203,7 +203,7 @@ def phase_gpu(args: argparse.Namespace) -> None:
     stepped = prune_with_retraining(
         ft_model,
         meta,
-        PruneSettings(),
+        PruneSettings(scale_by_batch_norm=not args.tao_norms),
         retrain_spec,
         work / "prune_steps",
         target_reduction=TARGET_REDUCTION,
@@ -384,6 +384,7 @@ def main() -> None:
     parser.add_argument("--calibration-images", type=int, default=64)
     parser.add_argument("--bn-images", type=int, default=32, help="images calibrating re-created batch norm")
     parser.add_argument("--epochs", type=int, default=0, help="override num_epochs of both specs (0: the specs')")
+    parser.add_argument("--tao-norms", action="store_true", help="rank filters by kernel norm only, as TAO")
     parser.add_argument("--step-reduction", type=float, default=0.05, help="share of parameters cut per prune step")
     parser.add_argument(
         "--distill-weight", type=float, default=1.0, help="distillation from the fine-tuned model in retrains (0: off)"

@@ -64,6 +64,11 @@ class PruneSettings(BaseModel):
     granularity: int = Field(default=8, ge=1)
     min_num_filters: int = Field(default=16, ge=1)
     excluded_layers: list[str] = Field(default_factory=list)
+    scale_by_batch_norm: bool = Field(
+        default=True,
+        description="Rank filters by kernel norm x BN gain (not TAO: suits BN re-created around PeopleNet's folded "
+        "weights); false = TAO's kernel-only norm",
+    )
     target_reduction: float | None = Field(
         default=0.30,
         gt=0,

@@ -115,6 +115,7 @@ class TorchBackend(TrainingBackend):
             granularity=options.granularity,
             min_num_filters=options.min_num_filters,
             excluded_layers=tuple(options.excluded_layers),
+            scale_by_batch_norm=options.scale_by_batch_norm,
         )
 
     def retrain(self, ctx: StageContext, pruned: ModelArtifact) -> ModelArtifact:

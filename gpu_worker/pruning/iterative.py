@@ -95,4 +95,5 @@ def _with_threshold(settings: PruneSettings, threshold: float) -> PruneSettings:
         granularity=settings.granularity,
         min_num_filters=settings.min_num_filters,
         excluded_layers=settings.excluded_layers,
+        scale_by_batch_norm=settings.scale_by_batch_norm,
     )

@@ -40,6 +40,10 @@ class PruneSettings:
     granularity: int = 8
     min_num_filters: int = 16
     excluded_layers: tuple[str, ...] = field(default_factory=tuple)
+    # Not TAO: measure each filter as conv + batch norm compute it (kernel x |gamma| / sqrt(var + eps)).
+    # TAO's kernel-only norm assumes BN was trained alongside an L1-regularised kernel; where BN was
+    # re-created around folded weights (importers/batchnorm.py) its scale, not the kernel, carries the size.
+    scale_by_batch_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.granularity < 1 or self.min_num_filters < 1:
@@ -88,7 +92,12 @@ def select_filters(model: DetectNetV2, settings: PruneSettings) -> dict[str, Ind
         raise UserError(f"excluded layers (-el) not in the model: {sorted(unknown)}; layers are {list(plan.widths)}")
     excluded = set(settings.excluded_layers) | set(HEADS)
     weights = {name: conv.weight.detach().cpu().numpy() for name, conv in model.conv_layers()}
-    stats = {name: normalize(filter_norms(w), settings.normalizer) for name, w in weights.items()}
+    norms = {name: filter_norms(w) for name, w in weights.items()}
+    if settings.scale_by_batch_norm and model.use_batch_norm:
+        for name in norms:
+            if name not in HEADS:
+                norms[name] = norms[name] * batch_norm_scale(model, name)
+    stats = {name: normalize(n, settings.normalizer) for name, n in norms.items()}
 
     def keep(stat: np.ndarray) -> IndexArray:
         return retained_indices(stat, settings.threshold, settings.granularity, settings.min_num_filters)
@@ -104,6 +113,13 @@ def select_filters(model: DetectNetV2, settings: PruneSettings) -> dict[str, Ind
         for name in group:
             kept[name] = shared
     return kept
+
+
+def batch_norm_scale(model: DetectNetV2, conv: str) -> np.ndarray:
+    """|gamma| / sqrt(running_var + eps) of the batch norm after `conv`: its per-channel gain."""
+    bn = getattr(model, bn_name(conv))
+    scale = bn.weight.detach().abs() / torch.sqrt(bn.running_var.detach() + bn.eps)
+    return scale.cpu().numpy().astype(np.float64)
 
 
 def removed_channel_values(model: DetectNetV2, kept: dict[str, IndexArray]) -> dict[str, torch.Tensor]:

@@ -39,3 +39,19 @@ def test_steps_reach_the_target_with_a_retrain_between_cuts() -> None:
     assert reductions == sorted(reductions) and reductions[-2] < 0.3 <= reductions[-1]
     assert [step for step, _ in retrained] == list(range(1, len(result.steps)))  # no retrain after the last cut
     assert all(params == step["params"] for (_, params), step in zip(retrained, result.steps, strict=False))
+
+
+def test_batch_norm_scaled_ranking_follows_the_batch_norm_gain() -> None:
+    model = _model(use_batch_norm=True)
+    bn = model.bn_conv1
+    with torch.no_grad():  # equal kernels, but batch norm silences half of conv1's channels
+        model.conv1.weight.copy_(torch.ones_like(model.conv1.weight))
+        bn.weight.fill_(1.0)
+        bn.weight[::2] = 0.01
+    tao = prune_model(model, PruneSettings(threshold=0.5, min_num_filters=1, granularity=1))
+    scaled = prune_model(
+        model, PruneSettings(threshold=0.5, min_num_filters=1, granularity=1, scale_by_batch_norm=True)
+    )
+    width = model.plan.widths["conv1"]
+    assert list(tao.kept["conv1"]) == list(range(width))  # TAO sees equal kernel norms and keeps all
+    assert list(scaled.kept["conv1"]) == list(range(1, width, 2))  # the silenced half goes
