@@ -9,7 +9,7 @@ of retraining, reach the same size while the network adapts step by step. Every 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -47,11 +47,12 @@ def prune_to_reduction(
     best = THRESHOLDS[high]
     while low <= high:
         middle = (low + high) // 2
-        if 1.0 - prune_model(model, _with_threshold(settings, THRESHOLDS[middle]), compensate=False).ratio >= reduction:
+        trial = prune_model(model, replace(settings, threshold=THRESHOLDS[middle]), compensate=False)
+        if 1.0 - trial.ratio >= reduction:
             best, high = THRESHOLDS[middle], middle - 1
         else:
             low = middle + 1
-    return best, prune_model(model, _with_threshold(settings, best), calibration=calibration)
+    return best, prune_model(model, replace(settings, threshold=best), calibration=calibration)
 
 
 def prune_iteratively(
@@ -85,15 +86,3 @@ def prune_iteratively(
         if done < target_reduction:
             current = retrain(current, len(steps))
     return IterativeResult(current, before, count_params(current), steps)
-
-
-def _with_threshold(settings: PruneSettings, threshold: float) -> PruneSettings:
-    return PruneSettings(
-        threshold=threshold,
-        normalizer=settings.normalizer,
-        equalization=settings.equalization,
-        granularity=settings.granularity,
-        min_num_filters=settings.min_num_filters,
-        excluded_layers=settings.excluded_layers,
-        scale_by_batch_norm=settings.scale_by_batch_norm,
-    )
