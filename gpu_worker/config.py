@@ -58,6 +58,8 @@ class GateSettings(BaseModel):
 class PruneSettings(BaseModel):
     """TAO `prune` options used by the pipeline's prune stage (-pth, -n, -eq, -pg, -nf, -el)."""
 
+    enabled: bool = Field(default=True, description="Prune + retrain unless a job says otherwise")
+
     threshold: float = Field(default=0.1, ge=0)
     normalizer: Literal["max", "L2"] = "max"
     equalization: Literal["union", "intersection", "arithmetic_mean", "geometric_mean"] = "union"

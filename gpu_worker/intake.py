@@ -99,6 +99,7 @@ def accept_dataset(
         spec=manifest.spec or DEFAULT_SPEC,
         base_model=BaseModelRef.parse(manifest.base_model),
         backend=manifest.backend,
+        prune=manifest.prune,
     )
     now = utc_now()
     record = JobRecord(

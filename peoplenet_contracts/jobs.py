@@ -45,5 +45,5 @@ class RetrainJob(Contract):
     spec: str = Field(default="peoplenet_train.txt", description="Spec name under specs/ or a store key")
     base_model: BaseModelRef = Field(default_factory=BaseModelRef)
     backend: TrainingBackend | None = Field(default=None, description="None: the worker's configured backend")
-    prune: bool = True
+    prune: bool | None = Field(default=None, description="None: the worker's `prune.enabled` setting")
     channel: str = "production"

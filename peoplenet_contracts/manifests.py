@@ -45,6 +45,7 @@ class DatasetManifest(Contract):
         default=None, description="'production', a model version, 'peoplenet-tflite:<path>' or 'none'"
     )
     backend: TrainingBackend | None = None
+    prune: bool | None = Field(default=None, description="Prune and retrain; None: the worker's setting")
 
     @property
     def total_bytes(self) -> int:

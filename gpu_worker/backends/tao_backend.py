@@ -285,7 +285,9 @@ def run_tao_job(
     start = base_model or (Path(ctx.extra["base_model"]) if ctx.extra.get("base_model") else None)
     backend.prepare(ctx)
     model = backend.train(ctx, start)
-    if ctx.job.prune:
+    default = settings.prune.enabled if isinstance(settings, Settings) else True
+    wanted = ctx.job.prune if ctx.job.prune is not None else default
+    if wanted:
         model = backend.retrain(ctx, backend.prune(ctx, model))
     metrics = backend.evaluate(ctx, model)
     ctx.progress("metrics " + " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))

@@ -58,8 +58,10 @@ def train(ctx: PipelineContext) -> StageResult:
 
 
 def prune(ctx: PipelineContext) -> StageResult:
-    if not ctx.job.prune:
-        return StageResult(values={"pruned": "false"}, skipped=True, detail="pruning disabled for this job")
+    wanted = ctx.job.prune if ctx.job.prune is not None else ctx.settings.prune.enabled
+    if not wanted:
+        source = "this job" if ctx.job.prune is not None else "this worker (prune.enabled)"
+        return StageResult(values={"pruned": "false"}, skipped=True, detail=f"pruning disabled for {source}")
     out = ctx.stage_dir("prune")
     bctx = backend_context(ctx)
     bctx.extra["results_dir"] = str(out)
