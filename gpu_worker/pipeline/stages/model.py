@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-from gpu_worker.backends.base import ModelArtifact, TrainingStopped
+from gpu_worker.backends.base import ModelArtifact, StageContext, TrainingStopped
 from gpu_worker.pipeline.checkpoint_sync import CheckpointSync
 from gpu_worker.pipeline.context import PipelineContext
 from gpu_worker.pipeline.gate import decide
@@ -26,7 +27,8 @@ def final_model_stage(ctx: PipelineContext) -> str:
     return "retrain" if ctx.value("prune", "pruned") == "true" else "train"
 
 
-def _run_training(ctx: PipelineContext, stage: str, base: Path | None, *, retrain: bool) -> StageResult:
+def _run_training(ctx: PipelineContext, stage: str, run: Callable[[StageContext], ModelArtifact]) -> StageResult:
+    """Run one training call with its checkpoints mirrored to the store (restored first, if any)."""
     out = ctx.stage_dir(stage)
     bctx = backend_context(ctx)
     bctx.extra["results_dir"] = str(out)
@@ -34,13 +36,9 @@ def _run_training(ctx: PipelineContext, stage: str, base: Path | None, *, retrai
     restored = sync.restore()
     try:
         with sync:
-            if retrain:
-                artifact = ctx.backend.retrain(bctx, ModelArtifact(base)) if base else None
-            else:
-                artifact = ctx.backend.train(bctx, base)
+            artifact = run(bctx)
     except TrainingStopped as stopped:
         raise StopRequested(f"{stage} stopped at checkpoint {stopped.checkpoint.name}") from stopped
-    assert artifact is not None
     if artifact.path != out / MODEL_FILE:
         shutil.copyfile(artifact.path, out / MODEL_FILE)
     detail = None
@@ -54,7 +52,8 @@ def _run_training(ctx: PipelineContext, stage: str, base: Path | None, *, retrai
 def train(ctx: PipelineContext) -> StageResult:
     prepared = ctx.local_stage_dir("prepare")
     base_name = ctx.value("prepare", "base_model_file")
-    return _run_training(ctx, "train", prepared / base_name if base_name else None, retrain=False)
+    base = prepared / base_name if base_name else None
+    return _run_training(ctx, "train", lambda bctx: ctx.backend.train(bctx, base))
 
 
 def prune(ctx: PipelineContext) -> StageResult:
@@ -74,7 +73,9 @@ def prune(ctx: PipelineContext) -> StageResult:
 def retrain(ctx: PipelineContext) -> StageResult:
     if ctx.value("prune", "pruned") != "true":
         return StageResult(skipped=True, detail="nothing pruned, nothing to retrain")
-    return _run_training(ctx, "retrain", ctx.local_stage_dir("prune") / MODEL_FILE, retrain=True)
+    pruned = ModelArtifact(ctx.local_stage_dir("prune") / MODEL_FILE)
+    ctx.local_stage_dir("train")  # the unpruned model: the backend may distil from it
+    return _run_training(ctx, "retrain", lambda bctx: ctx.backend.retrain(bctx, pruned))
 
 
 def evaluate(ctx: PipelineContext) -> StageResult:
