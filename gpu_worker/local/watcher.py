@@ -16,6 +16,17 @@ log = logging.getLogger(__name__)
 INTAKE_RECORD = ".intake.json"  # beside the manifest: this folder was taken in (survives restarts)
 
 
+WATCHED_EVENTS = ("created", "modified", "closed", "moved")
+
+
+def _complete_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def pending_folders(inbox: Path) -> list[Path]:
     """Folders with a manifest and no intake record yet (found at start-up or by --once)."""
     return sorted(p.parent for p in inbox.rglob(MANIFEST) if not (p.parent / INTAKE_RECORD).exists())
@@ -44,7 +55,11 @@ def watch_inbox(
     class Handler(FileSystemEventHandler):
         def on_any_event(self, event: FileSystemEvent) -> None:
             path = Path(str(getattr(event, "dest_path", "") or event.src_path))
-            if event.is_directory or path.name != MANIFEST or event.event_type not in ("created", "moved", "closed"):
+            if event.is_directory or path.name != MANIFEST or event.event_type not in WATCHED_EVENTS:
+                return
+            # "created" fires when the file is opened, before it is written: wait for a complete manifest
+            # (closed after writing, renamed into place, or already parseable where no close events exist).
+            if event.event_type in ("created", "modified") and not _complete_json(path):
                 return
             with lock:
                 if not (path.parent / INTAKE_RECORD).exists():

@@ -7,25 +7,20 @@ atomically (temp file + rename), so a file seen here is complete.
 
 from __future__ import annotations
 
-import logging
-import threading
+import contextlib
 from pathlib import Path
-from types import TracebackType
 
+from gpu_worker.periodic import PeriodicTask
 from gpu_worker.ports.store import ObjectStore
 
-log = logging.getLogger(__name__)
 
-
-class CheckpointSync:
+class CheckpointSync(PeriodicTask):
     def __init__(self, store: ObjectStore, local_dir: Path, prefix: str, interval_s: float = 2.0) -> None:
+        super().__init__(interval_s, "checkpoint-sync")
         self.store = store
         self.local_dir = local_dir
         self.prefix = prefix
-        self.interval_s = interval_s
         self._seen: dict[Path, tuple[int, int]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="checkpoint-sync", daemon=True)
 
     def restore(self) -> int:
         """Download checkpoints a previous worker left in the store; returns how many."""
@@ -55,22 +50,10 @@ class CheckpointSync:
         stat = path.stat()
         return stat.st_mtime_ns, stat.st_size
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.flush()
-            except FileNotFoundError:
-                continue  # a checkpoint rotated away between listing and upload
-            except Exception:  # keep training; the final flush reports for real
-                log.exception("checkpoint sync failed")
+    def tick(self) -> None:
+        # A checkpoint may rotate away between listing and upload; the next tick catches up.
+        with contextlib.suppress(FileNotFoundError):
+            self.flush()
 
-    def __enter__(self) -> CheckpointSync:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
+    def finish(self) -> None:
         self.flush()

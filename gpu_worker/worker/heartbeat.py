@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-import threading
-from types import TracebackType
 
+from gpu_worker.periodic import PeriodicTask
 from gpu_worker.ports.exceptions import LeaseLost
 from gpu_worker.ports.ledger import JobLedger
 from gpu_worker.ports.queue import JobQueue, ReceivedMessage
@@ -13,7 +12,7 @@ from gpu_worker.ports.queue import JobQueue, ReceivedMessage
 log = logging.getLogger(__name__)
 
 
-class Heartbeat:
+class Heartbeat(PeriodicTask):
     """Every interval: extend the message's visibility and renew the ledger claim.
 
     SQS caps a message's total invisibility at 12 hours; past it `extend` fails and the message may be
@@ -31,16 +30,14 @@ class Heartbeat:
         visibility_timeout_s: int,
         interval_s: float,
     ) -> None:
+        super().__init__(interval_s, f"heartbeat-{job_id}")
         self.queue = queue
         self.ledger = ledger
         self.message = message
         self.job_id = job_id
         self.owner = owner
         self.visibility_timeout_s = visibility_timeout_s
-        self.interval_s = interval_s
         self.queue_lease_lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name=f"heartbeat-{job_id}")
 
     def beat(self) -> None:
         if not self.queue_lease_lost:
@@ -53,19 +50,8 @@ class Heartbeat:
                 )
         self.ledger.claim(self.job_id, self.owner, self.visibility_timeout_s)
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.beat()
-            except Exception:
-                log.exception("heartbeat failed", extra={"job_id": self.job_id})
+    def tick(self) -> None:
+        self.beat()
 
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
+    def log_context(self) -> dict[str, str]:
+        return {"job_id": self.job_id}
