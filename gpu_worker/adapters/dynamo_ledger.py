@@ -7,6 +7,7 @@ millions), which keeps the table free of a secondary index.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -54,19 +55,13 @@ class DynamoJobLedger(JobLedger):
             "lease_expires_at": _epoch(record.lease_expires_at) if record.lease_expires_at else None,
             "stages": {str(name): stage_to_dict(stage) for name, stage in record.stages.items()},
         }
-        try:
-            self._client.put_item(
+        return self._conditionally(
+            lambda: self._client.put_item(
                 TableName=self.table_name,
                 Item=_encode({k: v for k, v in item.items() if v is not None}),
                 ConditionExpression="attribute_not_exists(job_id)",
             )
-        except ClientError as exc:
-            if error_code(exc) == _CONDITION_FAILED:
-                return False
-            raise self._translate(exc) from exc
-        except BotoCoreError as exc:
-            raise self._translate(exc) from exc
-        return True
+        )
 
     def get(self, job_id: str) -> JobRecord:
         try:
@@ -147,8 +142,8 @@ class DynamoJobLedger(JobLedger):
     def _conditional_update(
         self, job_id: str, expression: str, condition: str, names: dict[str, str], values: dict[str, Any]
     ) -> bool:
-        try:
-            self._client.update_item(
+        return self._conditionally(
+            lambda: self._client.update_item(
                 TableName=self.table_name,
                 Key=_key(job_id),
                 UpdateExpression=expression,
@@ -156,6 +151,12 @@ class DynamoJobLedger(JobLedger):
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=_encode(values),
             )
+        )
+
+    def _conditionally(self, write: Callable[[], object]) -> bool:
+        """Run a conditional write: False when its condition failed; other errors translated at the edge."""
+        try:
+            write()
         except ClientError as exc:
             if error_code(exc) == _CONDITION_FAILED:
                 return False

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from gpu_worker.adapters._aws import error_code, error_message
 from peoplenet_contracts.kitti import DatasetSource
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class S3DatasetSource(DatasetSource):
             response = self._client.get_object(Bucket=self.bucket, Key=self._key(path), Range=f"bytes=0-{nbytes - 1}")
             return response["Body"].read()
         except ClientError as exc:
-            if _code(exc) in _EMPTY_RANGE:
+            if error_code(exc) in _EMPTY_RANGE:
                 return b""
             raise self._translate(path, exc) from exc
         except BotoCoreError as exc:
@@ -82,18 +83,14 @@ class S3DatasetSource(DatasetSource):
     def _translate(self, path: str, exc: BotoCoreError | ClientError) -> Exception:
         where = f"s3://{self.bucket}/{self.prefix}{path}"
         if isinstance(exc, ClientError):
-            code = _code(exc)
+            code = error_code(exc)
             if code in _MISSING:
                 return FileNotFoundError(f"{where}: no such object")
             if code in _DENIED:
                 return PermissionError(f"{where}: access denied")
-            return S3Unavailable(f"{where}: {code}: {exc.response.get('Error', {}).get('Message', '')}")
+            return S3Unavailable(f"{where}: {code}: {error_message(exc)}")
         return S3Unavailable(f"{where}: {exc}")
 
 
 class S3Unavailable(RuntimeError):
     """S3 failed for a reason unrelated to the dataset; retry the message later."""
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
