@@ -88,11 +88,31 @@ class PruneSettings(BaseModel):
     distill_weight: float = Field(
         default=1.0, gt=0, description="Weight of the distillation cost (training/distill.py DEFAULT_DISTILL_WEIGHT)"
     )
+    hint_weight: float = Field(
+        default=1.0,
+        ge=0,
+        description="Weight of conv-by-conv feature hints from the unpruned model in retrains (training/hints.py; "
+        "needs distill); 0 = off",
+    )
+    reconstruct: bool = Field(
+        default=False,
+        description="Refit each cut's convs by least squares to the unpruned outputs on training images "
+        "(pruning/reconstruct.py; measured worse than hints alone on PeopleNet, bench/results/prune_sweep.json)",
+    )
 
 
 class ExportSettings(BaseModel):
     int8: bool = Field(default=True, description="Also write a QDQ INT8 ONNX and a TensorRT calibration cache")
     calibration_images: int = Field(default=32, ge=1, description="Training images used to calibrate INT8")
+    qat_epochs: int | None = Field(
+        default=None,
+        ge=0,
+        description="Quantisation-aware fine-tuning epochs before the INT8 QDQ export (training/qat_finetune.py); "
+        "None = a third of the training spec's epochs, 0 = post-training calibration only",
+    )
+    qat_hint_weight: float = Field(
+        default=1.0, ge=0, description="Feature hints from the float model during QAT (training/hints.py); 0 = off"
+    )
 
 
 class TaoSettings(BaseModel):

@@ -55,6 +55,7 @@ class TorchBackend(TrainingBackend):
             cache_dir=ctx.work_dir / "image-cache",
             teacher=teacher,
             distill_weight=self.settings.prune.distill_weight,
+            hint_weight=self.settings.prune.hint_weight if teacher is not None else 0.0,
         )
         if result.stopped:
             assert result.checkpoint_path is not None
@@ -70,6 +71,7 @@ class TorchBackend(TrainingBackend):
     def prune(self, ctx: StageContext, model: ModelArtifact) -> ModelArtifact:
         from gpu_worker.detection.checkpoint import load_model, save_model
         from gpu_worker.pruning import prune_model
+        from gpu_worker.training.hints import KEPT_CHANNELS_KEY
 
         options = self.settings.prune
         loaded, meta = load_model(model.path)
@@ -77,6 +79,7 @@ class TorchBackend(TrainingBackend):
         if options.target_reduction is None:
             result = prune_model(loaded, self._prune_settings())
             pruned, before, after = result.model, result.params_before, result.params_after
+            kept = {name: [int(i) for i in index] for name, index in result.kept.items()}
             how = f"-pth {options.threshold}"
         else:
             from gpu_worker.training.prune_retrain import prune_with_retraining
@@ -95,13 +98,43 @@ class TorchBackend(TrainingBackend):
                 progress=ctx.progress,
                 distill_weight=options.distill_weight if options.distill else None,
                 teacher=model.path,
+                hint_weight=options.hint_weight,
+                reconstruct=options.reconstruct,
             )
-            pruned, before, after = stepped.model, stepped.params_before, stepped.params_after
+            pruned, before, after, kept = stepped.model, stepped.params_before, stepped.params_after, stepped.kept
             how = f"{len(stepped.steps)} steps to -{options.target_reduction:.0%}"
         out = results / MODEL_FILE
-        save_model(out, pruned, meta.classes, meta.input_hw, {**meta.extra, "pruned_from_params": before})
+        extra = {**meta.extra, "pruned_from_params": before, KEPT_CHANNELS_KEY: kept}
+        save_model(out, pruned, meta.classes, meta.input_hw, extra)
         ctx.progress(f"pruned ({how}): {before:,} -> {after:,} parameters ({after / before:.1%} kept)")
         return ModelArtifact(out, after)
+
+    def _qat_epochs(self, spec: object) -> int:
+        configured = self.settings.export.qat_epochs
+        if configured is not None:
+            return configured
+        return max(1, int(spec.training_config.num_epochs) // 3)  # type: ignore[attr-defined]
+
+    def _quantization_aware(self, ctx: StageContext, model: Path, results: Path, epochs: int) -> Path:
+        """QAT of the exported model (its own teacher), resumed when a checkpoint of an earlier attempt exists."""
+        from gpu_worker.training.checkpoint import latest_checkpoint
+        from gpu_worker.training.qat_finetune import quantization_aware_finetune
+        from gpu_worker.training.train import CHECKPOINT_DIR
+
+        ctx.progress(f"quantisation-aware fine-tuning for INT8: {epochs} epochs")
+        result = quantization_aware_finetune(
+            model,
+            ctx.spec_path,
+            results,
+            epochs=epochs,
+            device=ctx.device,
+            cache_dir=ctx.work_dir / "image-cache",
+            teacher=model,
+            distill_weight=1.0,
+            hint_weight=self.settings.export.qat_hint_weight,
+            resume=latest_checkpoint(results / CHECKPOINT_DIR) is not None,
+        )
+        return result.model_path
 
     def _prune_settings(self) -> PruneSettings:
         from gpu_worker.pruning import PruneSettings
@@ -142,7 +175,7 @@ class TorchBackend(TrainingBackend):
 
     def export(self, ctx: StageContext, model: ModelArtifact) -> ExportResult:
         from gpu_worker.detection.checkpoint import load_model
-        from gpu_worker.export.int8 import quantize_qdq, write_calibration_cache
+        from gpu_worker.export.int8 import export_int8, quantize_qdq, write_calibration_cache
         from gpu_worker.export.labels import labels_path_for
         from gpu_worker.export.onnx_export import export_onnx
         from gpu_worker.specs import load_experiment_spec
@@ -153,11 +186,18 @@ class TorchBackend(TrainingBackend):
         _, meta = load_model(model.path)
         int8_path = cache_path = None
         if self.settings.export.int8:
-            train_samples, _ = select_splits(load_experiment_spec(ctx.spec_path))
+            spec = load_experiment_spec(ctx.spec_path)
+            train_samples, _ = select_splits(spec)
             images = [item.sample.image for item in train_samples[: self.settings.export.calibration_images]]
-            int8 = quantize_qdq(onnx_path, out / "model_int8.onnx", images)
-            int8_path = int8.onnx
-            cache_path = write_calibration_cache(onnx_path, int8.activation_scales, out / "calibration.cache")
+            # The legacy cache (tao-converter -c, trtexec --calib) goes with model.onnx: post-training calibration.
+            calibrated = quantize_qdq(onnx_path, out / "model_int8.onnx", images)
+            cache_path = write_calibration_cache(onnx_path, calibrated.activation_scales, out / "calibration.cache")
+            int8_path = calibrated.onnx
+            epochs = self._qat_epochs(spec)
+            if epochs:
+                qat_model = self._quantization_aware(ctx, model.path, out / "qat", epochs)
+                qat_onnx = export_onnx(qat_model, out / "qat" / "model_qat_float.onnx")
+                int8_path = export_int8(qat_model, qat_onnx, out / "model_int8.onnx", images).onnx
         return ExportResult(
             onnx=onnx_path,
             etlt=None,

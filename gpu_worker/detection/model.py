@@ -64,6 +64,8 @@ class DetectNetV2(nn.Module):
         self.use_batch_norm = use_batch_norm
         self.activation = Activation(activation)
         self._frozen_bn: set[str] = set()
+        # When a dict, every conv unit stores its output (after batch norm) here by layer name (training/hints.py).
+        self.taps: dict[str, Tensor] | None = None
         self._add_conv("conv1", 7, 2, bn_momentum)
         for block in plan.blocks:
             self._add_conv(block.conv_1, 3, block.stride, bn_momentum)
@@ -93,6 +95,12 @@ class DetectNetV2(nn.Module):
 
     def _unit(self, name: str, x: Tensor) -> Tensor:
         """conv (+ batch norm) without activation."""
+        x = self._conv_bn(name, x)
+        if self.taps is not None:
+            self.taps[name] = x
+        return x
+
+    def _conv_bn(self, name: str, x: Tensor) -> Tensor:
         x = getattr(self, name)(x)
         if self.use_batch_norm:
             x = getattr(self, bn_name(name))(x)

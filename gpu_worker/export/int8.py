@@ -11,6 +11,10 @@ float, weights and input: their int8 weights shifted the coverage logits and bia
 On the real PeopleNet (bench/int8_calibration.py, coco128-kitti/val) these two choices took INT8 from
 +0.008..+0.014 AP50 of fp32 to 0.000, and the coverage error at live cells from 0.027 to 0.012.
 
+A quantisation-aware-trained model (training/qat.py) is not calibrated: `export_int8` writes its
+learned activation amax as the scales (`quantize_qdq(activation_amax=...)`), so the QDQ graph is the
+network QAT trained. Weight scales are max|w| / 127 per channel in both.
+
 `write_calibration_cache` also writes the legacy TensorRT calibration cache (`trtexec --calib`,
 `tao-converter -c`) from the same calibration; see its docstring for how faithful it is.
 """
@@ -37,6 +41,7 @@ class CalibrationMethod(StrEnum):
     MINMAX = "minmax"
     PERCENTILE = "percentile"
     ENTROPY = "entropy"
+    QAT = "qat"  # activation scales from quantisation-aware training, not calibrated
 
 
 @dataclass(frozen=True)
@@ -111,11 +116,65 @@ def _first_conv(model: Any) -> str:
     return next(n.name for n in model.graph.node if n.op_type == "Conv" and n.input[0] == name)
 
 
+def conv_input_tensors(model: Any) -> dict[str, str]:
+    """Our conv layer name -> the ONNX tensor its Conv node reads (export_onnx names nodes `/<conv>/Conv`)."""
+    found: dict[str, str] = {}
+    for node in model.graph.node:
+        parts = node.name.strip("/").split("/")
+        if node.op_type == "Conv" and len(parts) == 2 and parts[1] == "Conv":
+            found[parts[0]] = node.input[0]
+    return found
+
+
+def _scale_overrides(model: Any, activation_amax: dict[str, float], excluded: list[str]) -> dict[str, Any]:
+    """onnxruntime TensorQuantOverrides fixing every quantised conv input's scale to amax / 127 (zero point 0)."""
+    tensors = conv_input_tensors(model)
+    quantised = {n.name for n in model.graph.node if n.op_type == "Conv" and n.name not in excluded}
+    overrides: dict[str, Any] = {}
+    for conv, tensor in tensors.items():
+        if f"/{conv}/Conv" not in quantised:
+            continue
+        if conv not in activation_amax:
+            raise UserError(f"QAT model has no activation amax for conv {conv!r} (ONNX tensor {tensor!r})")
+        scale = np.array(np.float64(activation_amax[conv]) / 127.0, dtype=np.float32)
+        previous = overrides.get(tensor)
+        if previous is not None and previous[0]["scale"] != scale:
+            raise UserError(f"convs reading {tensor!r} have different QAT amax; one Q/DQ pair cannot serve both")
+        overrides[tensor] = [{"scale": scale, "zero_point": np.array(0, dtype=np.int8)}]
+    if len(tensors) != sum(1 for n in model.graph.node if n.op_type == "Conv"):
+        raise UserError("cannot map every Conv node of the ONNX to a conv layer; export it with export_onnx")
+    return overrides
+
+
+class _ConstantReader:
+    """One all-zeros input: onnxruntime calibrates anyway, but every quantised tensor has a fixed scale."""
+
+    def __init__(self, input_name: str, input_hw: tuple[int, int]) -> None:
+        self._feed = {input_name: np.zeros((1, 3, *input_hw), dtype=np.float32)}
+        self._done = False
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._done:
+            return None
+        self._done = True
+        return self._feed
+
+    def rewind(self) -> None:
+        self._done = False
+
+    def __len__(self) -> int:
+        return 1
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._done = start_index >= 1
+
+
 def quantize_qdq(
     fp32_onnx: str | Path,
     out_path: str | Path,
     calibration_images: Sequence[Path],
     *,
+    activation_amax: dict[str, float] | None = None,
     method: CalibrationMethod | None = None,
     percentile: float = 99.999,
     op_types: Sequence[str] = DEFAULT_OP_TYPES,
@@ -132,24 +191,29 @@ def quantize_qdq(
     `float_first_conv` leaves the 3-channel input conv in float; `float_heads` leaves the
     coverage/bbox convs in float (module docstring);
     `extra_options` override onnxruntime's quantiser options (used by bench/int8_calibration.py).
+    `activation_amax` ({conv layer name: amax}, from QAT): every conv input's scale is amax / 127 and
+    nothing is calibrated (`calibration_images` may be empty); `method` is then CalibrationMethod.QAT.
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod as OrtMethod
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    if not calibration_images:
+    if not calibration_images and activation_amax is None:
         raise UserError("INT8 calibration needs at least one training image")
     source = Path(fp32_onnx)
     model = onnx.load(str(source))
     input_name, input_hw = _input_of(model)
     heads = _head_output_nodes(model)
-    if method is None:
+    if activation_amax is not None:
+        method = CalibrationMethod.QAT
+    elif method is None:
         bounded = not any(n.op_type == "Relu" for n in model.graph.node)
         method = CalibrationMethod.MINMAX if bounded else CalibrationMethod.PERCENTILE
     ort_method = {
         CalibrationMethod.MINMAX: OrtMethod.MinMax,
         CalibrationMethod.PERCENTILE: OrtMethod.Percentile,
         CalibrationMethod.ENTROPY: OrtMethod.Entropy,
+        CalibrationMethod.QAT: OrtMethod.MinMax,  # runs on one blank image; every scale is overridden
     }[method]
     extra: dict[str, Any] = {
         "ActivationSymmetric": True,
@@ -171,9 +235,12 @@ def quantize_qdq(
         excluded.append(_first_conv(model))
     if float_heads:
         excluded += [n.name for n in model.graph.node if n.name in heads and n.op_type == "Conv"]
+    reader: Any = LetterboxCalibrationReader(calibration_images, input_name, input_hw)
+    if activation_amax is not None:
+        extra["TensorQuantOverrides"] = _scale_overrides(model, activation_amax, excluded)
+        reader = _ConstantReader(input_name, input_hw)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    reader = LetterboxCalibrationReader(calibration_images, input_name, input_hw)
     quantize_static(
         str(source),
         str(out),
@@ -188,7 +255,31 @@ def quantize_qdq(
         extra_options=extra,
     )
     _strip_output_qdq(out, heads)
-    return Int8Result(out, len(calibration_images), method, activation_scales(out))
+    scales = activation_scales(out)
+    if activation_amax is not None:
+        expected = {t: float(o[0]["scale"]) for t, o in extra["TensorQuantOverrides"].items()}
+        if scales != expected:  # a Q/DQ the overrides missed would hold a scale from the blank image
+            raise UserError(f"QAT scales not applied to every quantised tensor: {sorted(set(scales) ^ set(expected))}")
+    return Int8Result(out, 0 if activation_amax is not None else len(calibration_images), method, scales)
+
+
+def export_int8(
+    model_path: str | Path,
+    fp32_onnx: str | Path,
+    out_path: str | Path,
+    calibration_images: Sequence[Path],
+) -> Int8Result:
+    """INT8 QDQ of `fp32_onnx` (exported from `model_path`): QAT scales when the model file has them
+    (quantisation-aware trained), else calibrated on `calibration_images` (minmax for ReLU6)."""
+    from gpu_worker.detection.checkpoint import load_model
+    from gpu_worker.training.qat import qat_metadata
+
+    _, meta = load_model(model_path)
+    entry = qat_metadata(meta)
+    if entry is None:
+        return quantize_qdq(fp32_onnx, out_path, calibration_images)
+    amax = {str(k): float(v) for k, v in entry["activation_amax"].items()}
+    return quantize_qdq(fp32_onnx, out_path, calibration_images, activation_amax=amax)
 
 
 def _strip_output_qdq(path: Path, head_nodes: list[str]) -> None:

@@ -8,19 +8,21 @@ of retraining, reach the same size while the network adapts step by step. Every 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from gpu_worker.detection.model import DetectNetV2
+from gpu_worker.pruning.criteria import IndexArray
 from gpu_worker.pruning.prune import PruneResult, PruneSettings, count_params, prune_model
+from gpu_worker.pruning.reconstruct import ReconstructionSettings
 
 THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.01, 1.0, 0.01), 2))
 
-# (pruned model, step index) -> retrained model
-Retrain = Callable[[DetectNetV2, int], DetectNetV2]
+# (pruned model, step index, channels of the input model it kept) -> retrained model
+Retrain = Callable[[DetectNetV2, int, dict[str, list[int]]], DetectNetV2]
 
 
 @dataclass
@@ -29,6 +31,7 @@ class IterativeResult:
     params_before: int
     params_after: int
     steps: list[dict[str, float]] = field(default_factory=list)
+    kept: dict[str, list[int]] = field(default_factory=dict)  # layer -> channels of the input model kept
 
     @property
     def reduction(self) -> float:
@@ -36,12 +39,17 @@ class IterativeResult:
 
 
 def prune_to_reduction(
-    model: DetectNetV2, settings: PruneSettings, reduction: float, calibration: torch.Tensor | None = None
+    model: DetectNetV2,
+    settings: PruneSettings,
+    reduction: float,
+    calibration: torch.Tensor | None = None,
+    reconstruction: ReconstructionSettings | None = None,
 ) -> tuple[float, PruneResult]:
     """The smallest threshold whose cut removes at least `reduction` of the parameters (or the deepest cut).
 
     Higher thresholds never keep more filters, so a binary search over the grid finds it; only the chosen cut
-    is compensated (with mean activations over `calibration` images when given).
+    is compensated (with mean activations over `calibration` images when given) and, with `reconstruction`,
+    refitted by least squares on them (pruning/reconstruct.py).
     """
     low, high = 0, len(THRESHOLDS) - 1
     best = THRESHOLDS[high]
@@ -52,7 +60,8 @@ def prune_to_reduction(
             best, high = THRESHOLDS[middle], middle - 1
         else:
             low = middle + 1
-    return best, prune_model(model, replace(settings, threshold=best), calibration=calibration)
+    chosen = replace(settings, threshold=best)
+    return best, prune_model(model, chosen, calibration=calibration, reconstruction=reconstruction)
 
 
 def prune_iteratively(
@@ -63,6 +72,7 @@ def prune_iteratively(
     retrain: Retrain,
     progress: Callable[[str], None] = lambda message: None,
     calibration: torch.Tensor | None = None,
+    reconstruction: ReconstructionSettings | None = None,
 ) -> IterativeResult:
     """Cut about `step_reduction` per step and retrain, until `target_reduction` of the parameters are gone.
 
@@ -73,16 +83,30 @@ def prune_iteratively(
     before = count_params(model)
     current = model
     steps: list[dict[str, float]] = []
+    kept: dict[str, list[int]] | None = None
     while 1.0 - count_params(current) / before < target_reduction:
         remaining = 1.0 - (1.0 - target_reduction) * before / count_params(current)
-        threshold, result = prune_to_reduction(current, settings, min(step_reduction, remaining), calibration)
+        cut = min(step_reduction, remaining)
+        threshold, result = prune_to_reduction(current, settings, cut, calibration, reconstruction)
         if result.params_after == result.params_before:
             progress(f"no filter falls below threshold {THRESHOLDS[-1]}: stopping at {len(steps)} step(s)")
             break
         current = result.model
+        kept = compose_kept(kept, result.kept)
         done = 1.0 - result.params_after / before
         steps.append({"threshold": threshold, "params": float(result.params_after), "reduction": done})
         progress(f"prune step {len(steps)}: -pth {threshold:.2f} -> {result.params_after:,} parameters")
         if done < target_reduction:
-            current = retrain(current, len(steps))
-    return IterativeResult(current, before, count_params(current), steps)
+            current = retrain(current, len(steps), kept)
+    if kept is None:
+        kept = {name: list(range(width)) for name, width in model.plan.widths.items()}
+    return IterativeResult(current, before, count_params(current), steps, kept)
+
+
+def compose_kept(
+    earlier: Mapping[str, Sequence[int]] | None, step: Mapping[str, Sequence[int] | IndexArray]
+) -> dict[str, list[int]]:
+    """Teacher channel indices after a further cut: `step` indexes the channels `earlier` had kept."""
+    if earlier is None:
+        return {name: [int(i) for i in index] for name, index in step.items()}
+    return {name: [int(earlier[name][int(i)]) for i in index] for name, index in step.items()}

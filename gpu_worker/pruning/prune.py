@@ -26,6 +26,7 @@ from gpu_worker.pruning.criteria import (
     normalize,
     retained_indices,
 )
+from gpu_worker.pruning.reconstruct import ReconstructionSettings, reconstruct
 
 HEADS = ("output_cov", "output_bbox")
 
@@ -228,13 +229,19 @@ def prune_model(
     settings: PruneSettings | None = None,
     compensate: bool = True,
     calibration: torch.Tensor | None = None,
+    reconstruction: ReconstructionSettings | None = None,
 ) -> PruneResult:
     """Select (TAO rules) and slice. `calibration` images [N, 3, H, W] in [0, 1] make the bias
-    compensation use mean activations; without them it uses the zero-kernel constants."""
+    compensation use mean activations; without them it uses the zero-kernel constants. With
+    `reconstruction` too, every conv after conv1 is then refitted on them by least squares (reconstruct.py)."""
     settings = settings or PruneSettings()
     kept = select_filters(model, settings)
     values = mean_activations(model, calibration) if compensate and calibration is not None else None
     pruned = apply_selection(model, kept, compensate, values)
+    if reconstruction is not None:
+        if calibration is None:
+            raise UserError("least-squares reconstruction after pruning needs calibration images")
+        pruned = reconstruct(model, pruned, kept, calibration, reconstruction)
     return PruneResult(pruned, kept, count_params(model), count_params(pruned))
 
 

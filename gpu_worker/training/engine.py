@@ -23,6 +23,8 @@ from gpu_worker.detection.rasterizer import RasterizerConfig, Targets, rasterize
 from gpu_worker.errors import PermanentJobError
 from gpu_worker.training.data import Batch
 from gpu_worker.training.distill import distillation_components
+from gpu_worker.training.hints import FeatureHints
+from gpu_worker.training.qat import optimizer_groups
 from gpu_worker.training.schedule import SoftStartAnnealing
 
 # (epoch, batch index in epoch, batches per epoch, mean loss since last log, images/s since last log)
@@ -42,6 +44,7 @@ class StepOptions:
     max_nonfinite_in_a_row: int = 20
     log_every: int = 10
     distill_weight: float = 0.0  # weight of the distillation cost when the Trainer has a teacher
+    hint_weight: float = 0.0  # weight of the feature-hint cost when the Trainer has hints
 
 
 @dataclass
@@ -74,8 +77,8 @@ class EpochStats:
 
 
 def make_optimizer(model: DetectNetV2, lr: float, eps: float, beta1: float, beta2: float) -> torch.optim.Adam:
-    params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), eps=eps, fused=True)
+    """Adam over the trainable parameters; a group's `lr_scale` multiplies the schedule (QAT's amax)."""
+    return torch.optim.Adam(optimizer_groups(model), lr=lr, betas=(beta1, beta2), eps=eps, fused=True)
 
 
 def _pack_bn_stats(model: DetectNetV2) -> tuple[Tensor | None, Tensor]:
@@ -108,6 +111,7 @@ class Trainer:
         options: StepOptions,
         forward: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None,
         teacher: DetectNetV2 | None = None,  # frozen, eval mode: distilled from (training/distill.py)
+        hints: FeatureHints | None = None,  # conv-by-conv hints from the teacher (training/hints.py)
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -119,6 +123,7 @@ class Trainer:
         self.options = options
         self.forward = forward if forward is not None else model
         self.teacher = teacher
+        self.hints = hints
         self.step = 0
         self.reg_params = [m.weight for _, m in model.conv_layers() if m.weight.requires_grad]
         self._streak = torch.zeros((), device=device)
@@ -183,12 +188,14 @@ class Trainer:
             distill = distillation_components(cov, bbox, teacher_cov, teacher_bbox)
             weighted = distill * self.loss_fn.objective_weights(progress) * self.loss_fn.class_weights[:, None]
             loss = loss + self.options.distill_weight * weighted.sum()
+        if self.hints is not None:
+            loss = loss + self.options.hint_weight * self.hints.loss()
         reg = regularization(self.reg_params, self.options.regularizer, self.options.regularizer_weight)
         if reg is not None:
             loss = loss + reg
         bad = (~torch.isfinite(loss)).float()
         for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate
+            group["lr"] = self.learning_rate * group.get("lr_scale", 1.0)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # Fused Adam skips the whole update (moments and step count too) when found_inf is 1.

@@ -12,7 +12,9 @@ from gpu_worker.detection.checkpoint import ModelMeta, load_model, save_model
 from gpu_worker.detection.model import DetectNetV2
 from gpu_worker.pruning import PruneSettings
 from gpu_worker.pruning.iterative import IterativeResult, prune_iteratively
+from gpu_worker.pruning.reconstruct import ReconstructionSettings
 from gpu_worker.training.distill import DEFAULT_DISTILL_WEIGHT
+from gpu_worker.training.hints import KEPT_CHANNELS_KEY
 
 CALIBRATION_IMAGES = 32  # mean activations for the bias compensation of each cut
 
@@ -33,16 +35,20 @@ def prune_with_retraining(
     distill_weight: float | None = DEFAULT_DISTILL_WEIGHT,
     teacher: Path | None = None,
     calibration_images: int = CALIBRATION_IMAGES,
+    hint_weight: float = 0.0,
+    reconstruct: bool = False,
 ) -> IterativeResult:
     """Cut and retrain (`step_epochs` of the retrain spec each time; default a quarter of its epochs) until
     `target_reduction` is reached.
 
     Each retrain distils from `teacher` (default: `model` before the first cut, saved under `work`) with
-    `distill_weight`; None retrains on the ground truth alone.
+    `distill_weight`; None retrains on the ground truth alone. `hint_weight` > 0 adds conv-by-conv feature
+    hints from the teacher (training/hints.py); `reconstruct` refits each cut by least squares on the
+    calibration images (pruning/reconstruct.py).
     """
     from gpu_worker.specs import load_experiment_spec
     from gpu_worker.specs.proto.experiment_pb2 import Experiment
-    from gpu_worker.training.train import train
+    from gpu_worker.training.train import resolve_device, train
 
     base_spec = retrain_spec if isinstance(retrain_spec, Experiment) else load_experiment_spec(retrain_spec)
     step_spec = Experiment()
@@ -55,9 +61,10 @@ def prune_with_retraining(
         teacher = save_model(work / "teacher.pt", model, meta.classes, meta.input_hw, extra=dict(meta.extra))
     weight = distill_weight if distill_weight is not None else 0.0
 
-    def retrain(pruned: DetectNetV2, step: int) -> DetectNetV2:
+    def retrain(pruned: DetectNetV2, step: int, kept: dict[str, list[int]]) -> DetectNetV2:
         step_dir = work / f"step_{step:02d}"
-        start = save_model(step_dir / "pruned.pt", pruned, meta.classes, meta.input_hw, extra=dict(meta.extra))
+        extra = {**meta.extra, KEPT_CHANNELS_KEY: kept}
+        start = save_model(step_dir / "pruned.pt", pruned, meta.classes, meta.input_hw, extra=extra)
         result = train(
             step_spec,
             step_dir,
@@ -67,12 +74,16 @@ def prune_with_retraining(
             progress=progress,
             teacher=teacher if distill_weight is not None else None,
             distill_weight=weight,
+            hint_weight=hint_weight if distill_weight is not None else 0.0,
         )
         retrained, _ = load_model(result.model_path)
         return retrained
 
     calibration = training_images(base_spec, calibration_images)
-    return prune_iteratively(model.cpu(), settings, target_reduction, step_reduction, retrain, progress, calibration)
+    refit = ReconstructionSettings(device=str(resolve_device(device))) if reconstruct else None
+    return prune_iteratively(
+        model.cpu(), settings, target_reduction, step_reduction, retrain, progress, calibration, refit
+    )
 
 
 def training_images(spec: Any, count: int) -> torch.Tensor:

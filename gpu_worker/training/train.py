@@ -18,14 +18,16 @@ import numpy as np
 import torch
 
 from gpu_worker.detection.channel_plan import ChannelPlan
-from gpu_worker.detection.checkpoint import load_model, model_payload, read_model_meta, save_model
+from gpu_worker.detection.checkpoint import load_model, read_model_meta, save_atomic
 from gpu_worker.detection.losses import CostConfig, DetectNetLoss
 from gpu_worker.detection.model import Activation, DetectNetV2
 from gpu_worker.detection.rasterizer import RasterizerConfig
 from gpu_worker.errors import UserError
 from gpu_worker.training import checkpoint as ckpt
+from gpu_worker.training import qat
 from gpu_worker.training.distill import DEFAULT_DISTILL_WEIGHT, load_teacher
 from gpu_worker.training.engine import EpochStats, StepOptions, Trainer, make_optimizer
+from gpu_worker.training.hints import feature_hints
 from gpu_worker.training.progress import Reporter, make_reporter
 from gpu_worker.training.schedule import SoftStartAnnealing
 from gpu_worker.training.stream import BatchStream
@@ -33,6 +35,7 @@ from gpu_worker.training.stream import BatchStream
 MODEL_FILE = "model.pt"
 HISTORY_FILE = "history.json"
 CHECKPOINT_DIR = "checkpoints"
+QAT_CALIBRATION_IMAGES = 64  # training images whose max |x| initialises the QAT activation amax
 
 
 @dataclass
@@ -134,11 +137,17 @@ def train(
     log_every: int = 10,
     teacher: Path | None = None,
     distill_weight: float = DEFAULT_DISTILL_WEIGHT,
+    hint_weight: float = 0.0,
+    qat_calibration_images: int = QAT_CALIBRATION_IMAGES,
 ) -> TrainResult:
     """Train per the spec (a path to a TAO experiment spec or a parsed Experiment).
 
     `teacher`: a model file (the unpruned model when retraining a pruned one) the student is also
     distilled from, with `distill_weight` (training/distill.py); None trains on the ground truth alone.
+    `hint_weight` > 0 adds conv-by-conv feature hints from the teacher (training/hints.py; `base_model` must
+    be a pruned model file that records its kept channels).
+    `training_config.enable_qat`: quantisation-aware training (training/qat.py): batch norm is folded,
+    activation amax calibrated on the first `qat_calibration_images` training images.
     """
     from gpu_worker.specs.info import input_size, target_class_names
     from gpu_worker.training.data import AugmentConfig, BatchLoader, prepare_cache
@@ -178,11 +187,17 @@ def train(
     state = ckpt.load_checkpoint(latest, map_location=dev) if latest else None
     if state is not None:
         meta = read_model_meta(state.model, str(latest))
-        model = DetectNetV2(meta.plan, use_batch_norm=meta.use_batch_norm, activation=meta.activation)
-        model.load_state_dict(state.model["state_dict"])
+        model = qat.model_from_payload(state.model, meta)
         source = str(meta.extra.get("started_from", "checkpoint"))
+        if isinstance(model, qat.QatDetectNetV2) != bool(spec.training_config.enable_qat):
+            raise UserError(
+                f"checkpoint {latest} was trained with enable_qat {not spec.training_config.enable_qat}; resume "
+                "with the spec it was started with, or train into a new results directory"
+            )
     else:
         model, source = _starting_model(spec, class_names, base_model)
+        if spec.training_config.enable_qat:
+            model = qat.prepare_qat(model.to(dev), prepared.train.images[: max(qat_calibration_images, 1)])
     model.to(dev)
     model.freeze([int(b) for b in spec.model_config.freeze_blocks], bool(spec.model_config.freeze_bn))
     if dev.type == "cuda":
@@ -199,8 +214,10 @@ def train(
         regularizer_weight=reg_weight,
         log_every=log_every,
         distill_weight=distill_weight if teacher is not None else 0.0,
+        hint_weight=hint_weight,
     )
     teacher_model = load_teacher(teacher, len(class_names), dev, dev.type == "cuda") if teacher else None
+    hints = feature_hints(model, teacher_model, base_model, hint_weight)
     forward = torch.compile(model) if compile_model else None
     trainer = Trainer(
         model,
@@ -213,6 +230,7 @@ def train(
         options,
         forward=forward,
         teacher=teacher_model,
+        hints=hints,
     )
 
     start_epoch, history, nonfinite = 0, [], 0
@@ -232,6 +250,8 @@ def train(
     extra: dict[str, Any] = {"started_from": source, "random_seed": int(spec.random_seed)}
     if teacher is not None:
         extra.update(distilled_from=str(teacher), distill_weight=distill_weight)
+    if hints is not None:
+        extra.update(hint_weight=hint_weight)
     last_checkpoint: Path | None = latest
     epoch = start_epoch
     stopped = False
@@ -252,7 +272,7 @@ def train(
                 last_checkpoint = ckpt.save_checkpoint(
                     ckpt.checkpoint_path(checkpoints, epoch),
                     ckpt.TrainingCheckpoint(
-                        model=model_payload(model, class_names, (height, width), extra),
+                        model=qat.payload_for(model, class_names, (height, width), extra),
                         optimizer=optimizer.state_dict(),
                         epoch=epoch,
                         step=trainer.step,
@@ -269,7 +289,7 @@ def train(
 
     model_path = results / MODEL_FILE
     if not stopped:
-        save_model(model_path, model, class_names, (height, width), extra={**extra, "epochs": epoch})
+        save_atomic(qat.payload_for(model, class_names, (height, width), {**extra, "epochs": epoch}), model_path)
     return TrainResult(
         model_path=model_path,
         epochs_run=epoch - start_epoch,

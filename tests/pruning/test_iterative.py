@@ -23,7 +23,7 @@ def test_steps_reach_the_target_with_a_retrain_between_cuts() -> None:
     before = count_params(model)
     retrained: list[tuple[int, int]] = []
 
-    def retrain(pruned: DetectNetV2, step: int) -> DetectNetV2:
+    def retrain(pruned: DetectNetV2, step: int, kept: dict[str, list[int]]) -> DetectNetV2:
         pruned.plan.validate()
         with torch.no_grad():  # every step gets a valid, runnable model
             cov, bbox = pruned(torch.rand(1, 3, 64, 96))

@@ -1,0 +1,113 @@
+"""GPU sweep of quantisation-aware fine-tuning (training/qat_finetune.py) of one fine-tuned PeopleNet: per variant,
+reference-protocol AP50 (person) on coco128-kitti/val of the QAT model's fp32 ONNX and of its INT8 QDQ ONNX
+(QAT scales), both with onnxruntime on the CPU, against the fine-tuned model's fp32 ONNX.
+
+    python bench/qat_sweep.py --shared .carry/shared --model finetuned.pt --work /tmp/qs \\
+        --results $OUT/qat_sweep.json --variants e40,e40_hints
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import quality as Q  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Variant:
+    epochs: int = 40
+    learning_rate: float = 1e-5
+    distill_weight: float = 1.0
+    hint_weight: float = 0.0
+
+
+VARIANTS = {
+    "e40": Variant(),
+    "e40_hints": Variant(hint_weight=1.0),
+    "e80_hints": Variant(epochs=80, hint_weight=1.0),
+    "e80_d3": Variant(epochs=80, distill_weight=3.0),
+    "e40_hints10": Variant(hint_weight=10.0),
+}
+
+
+def onnx_ap(path: Path, val_dir: Path) -> float:
+    from gpu_worker.training.predictors import open_predictor
+
+    return float(Q.reference(open_predictor(path, "cpu").predict_one, val_dir)["AP50/person"])
+
+
+def run_variant(name: str, variant: Variant, args: argparse.Namespace, device: str) -> dict[str, Any]:
+    from gpu_worker.export.int8 import export_int8
+    from gpu_worker.export.onnx_export import export_onnx
+    from gpu_worker.training.qat_finetune import quantization_aware_finetune
+
+    shared, work = Path(args.shared), Path(args.work) / name
+    train_dir = shared / "data" / "coco128-kitti" / "train"
+    val_dir = shared / "data" / "coco128-kitti" / "val"
+    spec = Q.load_spec("peoplenet_train.txt", train_dir, val_dir)
+    started = time.perf_counter()
+    result = quantization_aware_finetune(
+        Path(args.model),
+        spec,
+        work,
+        epochs=variant.epochs,
+        device=device,
+        cache_dir=Path(args.work) / "cache",
+        teacher=Path(args.model),
+        distill_weight=variant.distill_weight,
+        learning_rate=variant.learning_rate,
+        hint_weight=variant.hint_weight,
+    )
+    seconds = time.perf_counter() - started
+    fp32 = export_onnx(result.model_path, work / "model.onnx")
+    int8 = export_int8(result.model_path, fp32, work / "model_int8.onnx", Q.kitti_images(train_dir)[:64])
+    return {
+        **asdict(variant),
+        "train_seconds": round(seconds, 1),
+        "method": str(int8.method),
+        "qat_fp32_onnx": onnx_ap(fp32, val_dir),
+        "qat_int8_onnx": onnx_ap(int8.onnx, val_dir),
+    }
+
+
+def main() -> None:
+    import torch
+
+    from gpu_worker.export.onnx_export import export_onnx
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared", default=str(ROOT.parent / "shared"))
+    parser.add_argument("--model", required=True, help="the fine-tuned float model file; also the teacher")
+    parser.add_argument("--work", default="/tmp/qat_sweep")
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results" / "qat_sweep.json"))
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--deadline", type=float, default=480.0, help="start no variant after this many seconds")
+    parser.add_argument("--skip-reference", action="store_true", help="do not evaluate the fine-tuned fp32 ONNX")
+    args = parser.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    val_dir = Path(args.shared) / "data" / "coco128-kitti" / "val"
+    results: dict[str, Any] = {"machine": Q.machine(), "model": Path(args.model).name, "variants": {}}
+    if not args.skip_reference:
+        results["finetuned_fp32_onnx"] = onnx_ap(export_onnx(Path(args.model), Path(args.work) / "ft.onnx"), val_dir)
+    for name in args.variants.split(","):
+        if time.perf_counter() - Q.STARTED > args.deadline:
+            results["variants"][name] = "skipped: past --deadline"
+            continue
+        results["variants"][name] = run_variant(name, VARIANTS[name], args, device)
+        print(name, json.dumps(results["variants"][name]), flush=True)
+        Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
+    Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
