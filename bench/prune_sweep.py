@@ -12,7 +12,6 @@ epochs of the final retrain. Every retrain distils from the fine-tuned model (we
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import quality as Q  # noqa: E402
+from sweep import run_sweep, sweep_parser  # noqa: E402
 
 EARLY_LAYERS = "conv1,block_1a_conv_1,block_1a_conv_2,block_1a_conv_shortcut,block_1b_conv_1,block_1b_conv_2,\
 block_1b_conv_shortcut,block_1c_conv_1,block_1c_conv_2,block_1c_conv_shortcut"
@@ -121,24 +121,13 @@ def run_variant(name: str, variant: Variant, args: argparse.Namespace, device: s
 def main() -> None:
     import torch
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shared", default=str(ROOT.parent / "shared"))
-    parser.add_argument("--model", required=True, help="the fine-tuned (unpruned) model file; also the teacher")
-    parser.add_argument("--work", default="/tmp/prune_sweep")
-    parser.add_argument("--results", default=str(ROOT / "bench" / "results" / "prune_sweep.json"))
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--deadline", type=float, default=480.0, help="start no variant after this many seconds")
+    parser = sweep_parser(__doc__, "prune_sweep", VARIANTS, "the fine-tuned (unpruned) model file; also the teacher")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    results: dict[str, Any] = {"machine": Q.machine(), "model": Path(args.model).name, "variants": {}}
-    for name in args.variants.split(","):
-        if time.perf_counter() - Q.STARTED > args.deadline:
-            results["variants"][name] = "skipped: past --deadline"
-            continue
-        results["variants"][name] = run_variant(name, VARIANTS[name], args, device)
-        print(name, json.dumps(results["variants"][name]), flush=True)
-        Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
-    Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
+    results: dict[str, Any] = {"machine": Q.machine(), "model": Path(args.model).name}
+    run_sweep(
+        args.variants, args.deadline, results, Path(args.results), lambda n: run_variant(n, VARIANTS[n], args, device)
+    )
 
 
 if __name__ == "__main__":

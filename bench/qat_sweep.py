@@ -9,7 +9,6 @@ reference-protocol AP50 (person) on coco128-kitti/val of the QAT model's fp32 ON
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import quality as Q  # noqa: E402
+from sweep import run_sweep, sweep_parser  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -85,28 +85,17 @@ def main() -> None:
 
     from gpu_worker.export.onnx_export import export_onnx
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shared", default=str(ROOT.parent / "shared"))
-    parser.add_argument("--model", required=True, help="the fine-tuned float model file; also the teacher")
-    parser.add_argument("--work", default="/tmp/qat_sweep")
-    parser.add_argument("--results", default=str(ROOT / "bench" / "results" / "qat_sweep.json"))
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--deadline", type=float, default=480.0, help="start no variant after this many seconds")
+    parser = sweep_parser(__doc__, "qat_sweep", VARIANTS, "the fine-tuned float model file; also the teacher")
     parser.add_argument("--skip-reference", action="store_true", help="do not evaluate the fine-tuned fp32 ONNX")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     val_dir = Path(args.shared) / "data" / "coco128-kitti" / "val"
-    results: dict[str, Any] = {"machine": Q.machine(), "model": Path(args.model).name, "variants": {}}
+    results: dict[str, Any] = {"machine": Q.machine(), "model": Path(args.model).name}
     if not args.skip_reference:
         results["finetuned_fp32_onnx"] = onnx_ap(export_onnx(Path(args.model), Path(args.work) / "ft.onnx"), val_dir)
-    for name in args.variants.split(","):
-        if time.perf_counter() - Q.STARTED > args.deadline:
-            results["variants"][name] = "skipped: past --deadline"
-            continue
-        results["variants"][name] = run_variant(name, VARIANTS[name], args, device)
-        print(name, json.dumps(results["variants"][name]), flush=True)
-        Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
-    Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
+    run_sweep(
+        args.variants, args.deadline, results, Path(args.results), lambda n: run_variant(n, VARIANTS[n], args, device)
+    )
 
 
 if __name__ == "__main__":
