@@ -37,6 +37,8 @@ VARIANTS = {
     "e80_hints": Variant(epochs=80, hint_weight=1.0),
     "e80_d3": Variant(epochs=80, distill_weight=3.0),
     "e40_hints10": Variant(hint_weight=10.0),
+    "e20_hints": Variant(epochs=20, hint_weight=1.0),
+    "e40_lr3e-6_hints": Variant(learning_rate=3e-6, hint_weight=1.0),
 }
 
 
@@ -54,7 +56,7 @@ def run_variant(name: str, variant: Variant, args: argparse.Namespace, device: s
     shared, work = Path(args.shared), Path(args.work) / name
     train_dir = shared / "data" / "coco128-kitti" / "train"
     val_dir = shared / "data" / "coco128-kitti" / "val"
-    spec = Q.load_spec("peoplenet_train.txt", train_dir, val_dir)
+    spec = Q.load_spec(args.spec, train_dir, val_dir)
     started = time.perf_counter()
     result = quantization_aware_finetune(
         Path(args.model),
@@ -87,10 +89,11 @@ def main() -> None:
 
     parser = sweep_parser(__doc__, "qat_sweep", VARIANTS, "the fine-tuned float model file; also the teacher")
     parser.add_argument("--skip-reference", action="store_true", help="do not evaluate the fine-tuned fp32 ONNX")
+    parser.add_argument("--spec", default="peoplenet_train.txt", help="spec file under specs/ the QAT runs follow")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     val_dir = Path(args.shared) / "data" / "coco128-kitti" / "val"
-    results: dict[str, Any] = {"machine": Q.machine(), "model": Path(args.model).name}
+    results: dict[str, Any] = {"machine": Q.machine(), "model": Path(args.model).name, "spec": args.spec}
     if not args.skip_reference:
         results["finetuned_fp32_onnx"] = onnx_ap(export_onnx(Path(args.model), Path(args.work) / "ft.onnx"), val_dir)
     run_sweep(

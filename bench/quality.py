@@ -266,7 +266,8 @@ def phase_gpu(args: argparse.Namespace) -> None:
     calib = kitti_images(train_dir)[: args.calibration_images]
     # INT8 of the final (retrained) model, and of the fine-tuned one (the model shipped unpruned): post-training
     # calibration (PTQ), and quantisation-aware fine-tuning (QAT) distilled, with hints, from the float model.
-    for prefix, model_path in (("", retrained.model_path), ("finetuned_", finetuned.model_path)):
+    pairs = (("", retrained.model_path, retrain_spec), ("finetuned_", finetuned.model_path, train_spec))
+    for prefix, model_path, spec in pairs:
         onnx_fp32 = export_onnx(model_path, work / f"{prefix}final_fp32.onnx")
         t = time.perf_counter()
         int8 = quantize_qdq(onnx_fp32, work / f"{prefix}final_int8_ptq.onnx", calib)
@@ -280,7 +281,7 @@ def phase_gpu(args: argparse.Namespace) -> None:
         t = time.perf_counter()
         qat = quantization_aware_finetune(
             model_path,
-            train_spec,
+            spec,
             work / f"{prefix}qat",
             epochs=args.qat_epochs,
             device=device,

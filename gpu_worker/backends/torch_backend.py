@@ -115,7 +115,7 @@ class TorchBackend(TrainingBackend):
             return configured
         return max(1, int(spec.training_config.num_epochs) // 3)  # type: ignore[attr-defined]
 
-    def _quantization_aware(self, ctx: StageContext, model: Path, results: Path, epochs: int) -> Path:
+    def _quantization_aware(self, ctx: StageContext, model: Path, spec: Path, results: Path, epochs: int) -> Path:
         """QAT of the exported model (its own teacher), resumed when a checkpoint of an earlier attempt exists."""
         from gpu_worker.training.checkpoint import latest_checkpoint
         from gpu_worker.training.qat_finetune import quantization_aware_finetune
@@ -124,7 +124,7 @@ class TorchBackend(TrainingBackend):
         ctx.progress(f"quantisation-aware fine-tuning for INT8: {epochs} epochs")
         result = quantization_aware_finetune(
             model,
-            ctx.spec_path,
+            spec,
             results,
             epochs=epochs,
             device=ctx.device,
@@ -193,9 +193,11 @@ class TorchBackend(TrainingBackend):
             calibrated = quantize_qdq(onnx_path, out / "model_int8.onnx", images)
             cache_path = write_calibration_cache(onnx_path, calibrated.activation_scales, out / "calibration.cache")
             int8_path = calibrated.onnx
+            retrained = ctx.extra.get("final_stage") == "retrain" and ctx.retrain_spec_path is not None
+            qat_spec = ctx.retrain_spec_path if retrained else ctx.spec_path
             epochs = self._qat_epochs(spec)
-            if epochs:
-                qat_model = self._quantization_aware(ctx, model.path, out / "qat", epochs)
+            if epochs and qat_spec is not None:
+                qat_model = self._quantization_aware(ctx, model.path, qat_spec, out / "qat", epochs)
                 qat_onnx = export_onnx(qat_model, out / "qat" / "model_qat_float.onnx")
                 int8_path = export_int8(qat_model, qat_onnx, out / "model_int8.onnx", images).onnx
         return ExportResult(

@@ -112,6 +112,7 @@ def export(ctx: PipelineContext) -> StageResult:
     out = ctx.stage_dir("export")
     bctx = backend_context(ctx)
     bctx.extra["results_dir"] = str(out)
+    bctx.extra["final_stage"] = final_model_stage(ctx)  # QAT follows the spec the exported model trained with
     result = ctx.backend.export(bctx, _stage_model(ctx, final_model_stage(ctx)))
     produced = {
         "model.onnx": result.onnx,
