@@ -38,6 +38,7 @@ class Variant:
     epochs: int = 80
     step_epochs: int | None = None  # retrain epochs between cuts (None: a quarter of the retrain spec's)
     learning_rate: float | None = None  # the final retrain's max learning rate (None: the spec's)
+    balanced: bool = False  # every layer keeps the same share (PruneSettings.keep_fraction), not a threshold
 
 
 VARIANTS = {
@@ -54,6 +55,8 @@ VARIANTS = {
     "h1_lr5e-4": Variant(hint_weight=1.0, learning_rate=5e-4),
     "h1_steps40": Variant(hint_weight=1.0, step_epochs=40),
     "h10_e200_steps40": Variant(hint_weight=10.0, epochs=200, step_epochs=40),
+    "h1_balanced": Variant(hint_weight=1.0, balanced=True),
+    "h1_balanced_oneshot": Variant(step=0.30, hint_weight=1.0, balanced=True, epochs=120),
 }
 
 
@@ -71,7 +74,11 @@ def run_variant(name: str, variant: Variant, args: argparse.Namespace, device: s
     spec = Q.load_spec("peoplenet_retrain.txt", train_dir, val_dir)
     model, meta = load_model(args.model)
     started = time.perf_counter()
-    settings = PruneSettings(scale_by_batch_norm=True, excluded_layers=parse_layers(variant.excluded))
+    settings = PruneSettings(
+        scale_by_batch_norm=True,
+        excluded_layers=parse_layers(variant.excluded),
+        keep_fraction=1.0 if variant.balanced else None,
+    )
     stepped = prune_with_retraining(
         model,
         meta,

@@ -71,6 +71,13 @@ class PruneSettings(BaseModel):
         description="Rank filters by kernel norm x BN gain (not TAO: suits BN re-created around PeopleNet's folded "
         "weights); false = TAO's kernel-only norm",
     )
+    keep_fraction: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Not TAO: every layer keeps this share of its filters instead of a global threshold; with "
+        "target_reduction set, any value selects this mode and the steps search the share",
+    )
     target_reduction: float | None = Field(
         default=0.30,
         gt=0,

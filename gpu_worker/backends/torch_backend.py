@@ -149,6 +149,7 @@ class TorchBackend(TrainingBackend):
             min_num_filters=options.min_num_filters,
             excluded_layers=tuple(options.excluded_layers),
             scale_by_batch_norm=options.scale_by_batch_norm,
+            keep_fraction=options.keep_fraction,
         )
 
     def retrain(self, ctx: StageContext, pruned: ModelArtifact) -> ModelArtifact:

@@ -68,6 +68,18 @@ def retained_count(stat: FloatArray, threshold: float, granularity: int, min_num
 
 def retained_indices(stat: FloatArray, threshold: float, granularity: int, min_num_filters: int) -> IndexArray:
     """Sorted indices of the filters to keep."""
-    count = retained_count(stat, threshold, granularity, min_num_filters)
+    return top_indices(stat, retained_count(stat, threshold, granularity, min_num_filters))
+
+
+def best_indices(stat: FloatArray, count: int, granularity: int, min_num_filters: int) -> IndexArray:
+    """Sorted indices of the `count` best filters, with the minimum and the granularity rounding of TAO's rule."""
+    depth = len(stat)
+    count = max(min(min_num_filters, depth), count)
+    if count % granularity:
+        count += granularity - count % granularity
+    return top_indices(stat, min(count, depth))
+
+
+def top_indices(stat: FloatArray, count: int) -> IndexArray:
     order = np.argsort(-stat, kind="stable")
     return np.sort(order[:count]).astype(np.int64)

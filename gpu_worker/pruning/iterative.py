@@ -45,23 +45,31 @@ def prune_to_reduction(
     calibration: torch.Tensor | None = None,
     reconstruction: ReconstructionSettings | None = None,
 ) -> tuple[float, PruneResult]:
-    """The smallest threshold whose cut removes at least `reduction` of the parameters (or the deepest cut).
+    """The smallest threshold whose cut removes at least `reduction` of the parameters (or the deepest cut);
+    with `settings.keep_fraction` set, the largest keep fraction (in steps of 0.01) instead.
 
-    Higher thresholds never keep more filters, so a binary search over the grid finds it; only the chosen cut
+    Deeper settings never keep more filters, so a binary search over the grid finds it; only the chosen cut
     is compensated (with mean activations over `calibration` images when given) and, with `reconstruction`,
     refitted by least squares on them (pruning/reconstruct.py).
     """
+
+    def at(depth: float) -> PruneSettings:
+        if settings.keep_fraction is not None:
+            return replace(settings, keep_fraction=round(1.0 - depth, 2))
+        return replace(settings, threshold=depth)
+
     low, high = 0, len(THRESHOLDS) - 1
     best = THRESHOLDS[high]
     while low <= high:
         middle = (low + high) // 2
-        trial = prune_model(model, replace(settings, threshold=THRESHOLDS[middle]), compensate=False)
+        trial = prune_model(model, at(THRESHOLDS[middle]), compensate=False)
         if 1.0 - trial.ratio >= reduction:
             best, high = THRESHOLDS[middle], middle - 1
         else:
             low = middle + 1
-    chosen = replace(settings, threshold=best)
-    return best, prune_model(model, chosen, calibration=calibration, reconstruction=reconstruction)
+    chosen = at(best)
+    value = chosen.keep_fraction if chosen.keep_fraction is not None else chosen.threshold
+    return value, prune_model(model, chosen, calibration=calibration, reconstruction=reconstruction)
 
 
 def prune_iteratively(
@@ -94,8 +102,9 @@ def prune_iteratively(
         current = result.model
         kept = compose_kept(kept, result.kept)
         done = 1.0 - result.params_after / before
-        steps.append({"threshold": threshold, "params": float(result.params_after), "reduction": done})
-        progress(f"prune step {len(steps)}: -pth {threshold:.2f} -> {result.params_after:,} parameters")
+        knob = "threshold" if settings.keep_fraction is None else "keep_fraction"
+        steps.append({knob: threshold, "params": float(result.params_after), "reduction": done})
+        progress(f"prune step {len(steps)}: {knob} {threshold:.2f} -> {result.params_after:,} parameters")
         if done < target_reduction:
             current = retrain(current, len(steps), kept)
     if kept is None:

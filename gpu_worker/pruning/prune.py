@@ -8,6 +8,7 @@ batch norm), and the input channels of the convs that read it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from gpu_worker.pruning.criteria import (
     Equalization,
     IndexArray,
     Normalizer,
+    best_indices,
     filter_norms,
     merge,
     normalize,
@@ -45,12 +47,17 @@ class PruneSettings:
     # TAO's kernel-only norm assumes BN was trained alongside an L1-regularised kernel; where BN was
     # re-created around folded weights (importers/batchnorm.py) its scale, not the kernel, carries the size.
     scale_by_batch_norm: bool = False
+    # Not TAO: every prunable layer (residual groups as one) keeps this share of its filters, the best ranked,
+    # rounded up to the granularity, instead of a global threshold, which can take one layer from 80 filters to 16.
+    keep_fraction: float | None = None
 
     def __post_init__(self) -> None:
         if self.granularity < 1 or self.min_num_filters < 1:
             raise UserError("pruning granularity (-pg) and minimum filters (-nf) must be at least 1")
         if self.threshold < 0:
             raise UserError(f"pruning threshold (-pth) must not be negative, got {self.threshold}")
+        if self.keep_fraction is not None and not 0 < self.keep_fraction <= 1:
+            raise UserError(f"pruning keep fraction must be in (0, 1], got {self.keep_fraction}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,9 @@ def select_filters(model: DetectNetV2, settings: PruneSettings) -> dict[str, Ind
     stats = {name: normalize(n, settings.normalizer) for name, n in norms.items()}
 
     def keep(stat: np.ndarray) -> IndexArray:
+        if settings.keep_fraction is not None:
+            count = math.ceil(len(stat) * settings.keep_fraction)
+            return best_indices(stat, count, settings.granularity, settings.min_num_filters)
         return retained_indices(stat, settings.threshold, settings.granularity, settings.min_num_filters)
 
     kept: dict[str, IndexArray] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from gpu_worker.detection.model import DetectNetV2
@@ -55,3 +57,18 @@ def test_batch_norm_scaled_ranking_follows_the_batch_norm_gain() -> None:
     width = model.plan.widths["conv1"]
     assert list(tao.kept["conv1"]) == list(range(width))  # TAO sees equal kernel norms and keeps all
     assert list(scaled.kept["conv1"]) == list(range(1, width, 2))  # the silenced half goes
+
+
+def test_keep_fraction_cuts_every_layer_alike() -> None:
+    model = _model(use_batch_norm=True)
+    fraction, result = prune_to_reduction(
+        model, PruneSettings(keep_fraction=1.0, granularity=1, min_num_filters=1), 0.3
+    )
+    assert 1 - result.ratio >= 0.3 and 0 < fraction < 1
+    for name, width in model.plan.widths.items():
+        if name not in ("output_cov", "output_bbox"):
+            assert len(result.kept[name]) == math.ceil(width * fraction), name
+    # A global threshold takes some layers far deeper than others for the same reduction.
+    _, tao = prune_to_reduction(model, PruneSettings(granularity=1, min_num_filters=1), 0.3)
+    shares = [len(tao.kept[n]) / w for n, w in model.plan.widths.items() if n not in ("output_cov", "output_bbox")]
+    assert max(shares) - min(shares) > 0.2
