@@ -181,6 +181,7 @@ class TorchBackend(TrainingBackend):
         from gpu_worker.export.onnx_export import export_onnx
         from gpu_worker.specs import load_experiment_spec
         from gpu_worker.training.dataset import select_splits
+        from gpu_worker.training.qat import qat_metadata
 
         out = _results_dir(ctx, "export")
         onnx_path = export_onnx(model.path, out / "model.onnx")
@@ -197,7 +198,9 @@ class TorchBackend(TrainingBackend):
             retrained = ctx.extra.get("final_stage") == "retrain" and ctx.retrain_spec_path is not None
             qat_spec = ctx.retrain_spec_path if retrained else ctx.spec_path
             epochs = self._qat_epochs(spec)
-            if epochs and qat_spec is not None:
+            if qat_metadata(meta) is not None:  # trained with enable_qat: its own scales, no second QAT
+                int8_path = export_int8(model.path, onnx_path, out / "model_int8.onnx", images).onnx
+            elif epochs and qat_spec is not None:
                 qat_model = self._quantization_aware(ctx, model.path, qat_spec, out / "qat", epochs)
                 qat_onnx = export_onnx(qat_model, out / "qat" / "model_qat_float.onnx")
                 int8_path = export_int8(qat_model, qat_onnx, out / "model_int8.onnx", images).onnx
