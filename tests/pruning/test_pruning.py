@@ -151,3 +151,22 @@ def test_prune_cli_prints_params(tmp_path: Path) -> None:
     pruned, meta = load_model(out)
     assert meta.extra["pruning"]["params_after"] < meta.extra["pruning"]["params_before"]
     assert pruned.plan.widths["conv1"] == 32
+    kept = meta.extra["kept_channels"]
+    assert all(len(kept[name]) == width for name, width in pruned.plan.widths.items())
+
+
+def test_prune_cli_keep_fraction_cuts_every_layer_alike(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gpu_worker.cli import app
+
+    model = _model(True)
+    src = save_model(tmp_path / "m.pt", model, ["person", "bag"], (64, 96))
+    out = tmp_path / "pruned.pt"
+    args = ["prune", "-m", str(src), "-o", str(out), "--keep-fraction", "0.5", "-pg", "1", "-nf", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    pruned, _ = load_model(out)
+    for name, width in model.plan.widths.items():
+        expected = width if name in ("output_cov", "output_bbox") else (width + 1) // 2
+        assert pruned.plan.widths[name] == expected, name

@@ -22,11 +22,15 @@ def register(app: typer.Typer) -> None:
         excluded: list[str] = typer.Option(
             [], "-el", "--excluded_layers", help="Layers to leave whole (repeat, or comma-separated)"
         ),
+        keep_fraction: float | None = typer.Option(
+            None, "--keep-fraction", help="Not TAO: every layer keeps this share of its filters (ignores -pth)"
+        ),
     ) -> None:
         """Remove filters whose normalised L2 norm is at or below the threshold (TAO's rules)."""
         from gpu_worker.detection.checkpoint import load_model, save_model
         from gpu_worker.errors import UserError
         from gpu_worker.pruning import Equalization, Normalizer, PruneSettings, parse_layers, prune_model
+        from gpu_worker.training.hints import KEPT_CHANNELS_KEY
 
         try:
             settings = PruneSettings(
@@ -36,6 +40,7 @@ def register(app: typer.Typer) -> None:
                 granularity=granularity,
                 min_num_filters=min_filters,
                 excluded_layers=parse_layers(excluded),
+                keep_fraction=keep_fraction,
             )
         except ValueError as exc:
             raise UserError(f"prune: {exc}") from exc
@@ -51,9 +56,11 @@ def register(app: typer.Typer) -> None:
                 "granularity": granularity,
                 "min_num_filters": min_filters,
                 "excluded_layers": list(settings.excluded_layers),
+                "keep_fraction": keep_fraction,
                 "params_before": result.params_before,
                 "params_after": result.params_after,
             },
+            KEPT_CHANNELS_KEY: {name: [int(i) for i in index] for name, index in result.kept.items()},
         }
         save_model(output, result.model, meta.classes, meta.input_hw, extra=extra)
         typer.echo(f"parameters before: {result.params_before:,}")
