@@ -19,6 +19,7 @@ BLOCKS_PER_STAGE: dict[int, tuple[int, int, int, int]] = {
 STAGE_WIDTHS = (64, 128, 256, 512)
 STAGE_STRIDES = (2, 2, 2, 1)
 OUTPUT_STRIDE = 16
+HEAD_LAYERS = ("output_cov", "output_bbox")  # the two 1x1 heads: coverage, bbox
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class ChannelPlan:
             if layer == block.conv_2:
                 return self.widths[block.conv_1]
             previous = self.block_output(block)
-        if layer in ("output_cov", "output_bbox"):
+        if layer in HEAD_LAYERS:
             return previous
         raise KeyError(layer)
 

@@ -21,7 +21,7 @@ from enum import StrEnum
 import torch
 from torch import Tensor, nn
 
-from gpu_worker.detection.channel_plan import BlockSpec, ChannelPlan
+from gpu_worker.detection.channel_plan import HEAD_LAYERS, BlockSpec, ChannelPlan
 
 # Keras BatchNormalization's epsilon, for parity with TAO weights. The running-statistics momentum is
 # PyTorch's 0.1, not Keras' 0.01 (1 - 0.99): retraining runs are short, and with 0.01 the statistics
@@ -72,7 +72,7 @@ class DetectNetV2(nn.Module):
             self._add_conv(block.conv_2, 3, 1, bn_momentum)
             if block.projection:
                 self._add_conv(block.conv_shortcut, 1, block.stride, bn_momentum)
-        for head in ("output_cov", "output_bbox"):
+        for head in HEAD_LAYERS:
             setattr(self, head, nn.Conv2d(plan.in_channels(head), plan.widths[head], 1, bias=True))
 
     def _add_conv(self, name: str, kernel: int, stride: int, bn_momentum: float) -> None:

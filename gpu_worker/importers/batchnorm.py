@@ -17,9 +17,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from gpu_worker.detection.channel_plan import HEAD_LAYERS
 from gpu_worker.detection.model import DetectNetV2, bn_name
-
-HEADS = ("output_cov", "output_bbox")
 
 
 @torch.no_grad()
@@ -40,7 +39,7 @@ def conv_output_stats(model: DetectNetV2, images: Tensor, batch_size: int = 4) -
         return record
 
     for name, conv in model.conv_layers():
-        if name not in HEADS:
+        if name not in HEAD_LAYERS:
             hooks.append(conv.register_forward_hook(hook(name)))
     was_training = model.training
     model.eval()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpu_worker.detection.channel_plan import BLOCKS_PER_STAGE, ChannelPlan, block_specs
+from gpu_worker.detection.channel_plan import BLOCKS_PER_STAGE, HEAD_LAYERS, ChannelPlan, block_specs
 from gpu_worker.detection.model import Activation, bn_name
 from gpu_worker.importers.graph import AddOp, ConvOp, DataflowGraph, OpActivation
 
@@ -179,7 +179,7 @@ def _batch_norm(graph: DataflowGraph, layers: dict[str, ConvOp]) -> bool:
     with_bn = {name for name, conv in backbone.items() if conv.bn is not None}
     if with_bn and with_bn != set(backbone):
         raise graph.mismatch("batch norm", f"only some convs have one: missing on {sorted(set(backbone) - with_bn)}")
-    for head in ("output_cov", "output_bbox"):
+    for head in HEAD_LAYERS:
         if layers[head].bn is not None:
             raise graph.mismatch(head, "batch norm after an output head")
     return bool(with_bn)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from gpu_worker.detection.channel_plan import ChannelPlan
+from gpu_worker.detection.channel_plan import HEAD_LAYERS, ChannelPlan
 from gpu_worker.detection.model import DetectNetV2, bn_name
 from gpu_worker.errors import UserError
 from gpu_worker.pruning.criteria import (
@@ -29,8 +29,6 @@ from gpu_worker.pruning.criteria import (
     retained_indices,
 )
 from gpu_worker.pruning.reconstruct import ReconstructionSettings, reconstruct
-
-HEADS = ("output_cov", "output_bbox")
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ def input_producers(plan: ChannelPlan) -> dict[str, str | None]:
         if block.projection:
             producers[block.conv_shortcut] = previous
         previous = block.conv_2  # tied to the shortcut (or the block input) by the add
-    for head in HEADS:
+    for head in HEAD_LAYERS:
         producers[head] = previous
     return producers
 
@@ -98,12 +96,12 @@ def select_filters(model: DetectNetV2, settings: PruneSettings) -> dict[str, Ind
     unknown = set(settings.excluded_layers) - set(plan.widths)
     if unknown:
         raise UserError(f"excluded layers (-el) not in the model: {sorted(unknown)}; layers are {list(plan.widths)}")
-    excluded = set(settings.excluded_layers) | set(HEADS)
+    excluded = set(settings.excluded_layers) | set(HEAD_LAYERS)
     weights = {name: conv.weight.detach().cpu().numpy() for name, conv in model.conv_layers()}
     norms = {name: filter_norms(w) for name, w in weights.items()}
     if settings.scale_by_batch_norm and model.use_batch_norm:
         for name in norms:
-            if name not in HEADS:
+            if name not in HEAD_LAYERS:
                 norms[name] = norms[name] * batch_norm_scale(model, name)
     stats = {name: normalize(n, settings.normalizer) for name, n in norms.items()}
 
@@ -225,7 +223,7 @@ def apply_selection(
                 bias = bias + torch.einsum("orhw,r->o", dropped.float(), constants[producer][torch.from_numpy(removed)])
         state[f"{name}.weight"] = weight
         state[f"{name}.bias"] = bias.index_select(0, out_idx).to(source[f"{name}.bias"].dtype)
-        if model.use_batch_norm and name not in HEADS:
+        if model.use_batch_norm and name not in HEAD_LAYERS:
             bn = bn_name(name)
             for part in ("weight", "bias", "running_mean", "running_var"):
                 state[f"{bn}.{part}"] = source[f"{bn}.{part}"].index_select(0, out_idx)

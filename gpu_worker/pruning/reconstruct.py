@@ -21,10 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from gpu_worker.detection.channel_plan import HEAD_LAYERS
 from gpu_worker.detection.model import DetectNetV2
 from gpu_worker.pruning.criteria import IndexArray
-
-HEADS = ("output_cov", "output_bbox")
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ def reconstruct(
                 _refit(original, pruned, block.conv_shortcut, pairs, kept, settings, generator)
             pairs = [(original._block(block, o), pruned._block(block, p)) for o, p in pairs]
             progress(f"reconstructed {block.prefix}")
-        for head in HEADS:
+        for head in HEAD_LAYERS:
             _refit(original, pruned, head, pairs, kept, settings, generator)
     return pruned.cpu()
 

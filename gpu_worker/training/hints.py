@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from gpu_worker.detection.channel_plan import HEAD_LAYERS
 from gpu_worker.detection.model import DetectNetV2
 from gpu_worker.errors import UserError
 
-HEADS = ("output_cov", "output_bbox")
 KEPT_CHANNELS_KEY = "kept_channels"  # model-file metadata: layer -> teacher channel indices
 VARIANCE_FLOOR = 1e-4
 
@@ -30,7 +30,7 @@ class FeatureHints:
     """Captures both models' conv unit outputs during their forward passes (`taps`) and scores them."""
 
     def __init__(self, student: DetectNetV2, teacher: DetectNetV2, kept: Mapping[str, Sequence[int]]) -> None:
-        self.layers = [name for name, _ in student.conv_layers() if name not in HEADS]
+        self.layers = [name for name, _ in student.conv_layers() if name not in HEAD_LAYERS]
         missing = [name for name in self.layers if name not in kept]
         if missing:
             raise UserError(f"feature hints: the pruned model's kept channels do not name {missing[:3]}")

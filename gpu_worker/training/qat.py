@@ -29,12 +29,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from gpu_worker.detection.channel_plan import ChannelPlan
+from gpu_worker.detection.channel_plan import HEAD_LAYERS, ChannelPlan
 from gpu_worker.detection.checkpoint import ModelMeta, model_payload
 from gpu_worker.detection.model import Activation, DetectNetV2, bn_name
 
 QAT_KEY = "qat"  # model-file extra: {"activation_amax": {conv: amax}, "learn_amax": bool}
-HEADS = ("output_cov", "output_bbox")
 SCALE_DIVISOR = 127.0  # symmetric int8 scale = amax / 127 (onnxruntime ActivationSymmetric/WeightSymmetric)
 QMIN, QMAX = -128, 127  # QuantizeLinear's int8 saturation
 AMAX_LR_SCALE = 200.0  # amax's learning rate / the weights' (module docstring)
@@ -84,7 +83,7 @@ def fold_batch_norm(model: DetectNetV2) -> DetectNetV2:
     for name, conv in model.conv_layers():
         assert conv.bias is not None  # every DetectNetV2 conv has a bias
         weight, bias = conv.weight.detach().double(), conv.bias.detach().double()
-        if name not in HEADS:
+        if name not in HEAD_LAYERS:
             bn = model.get_submodule(bn_name(name))
             assert isinstance(bn, nn.BatchNorm2d) and bn.running_mean is not None and bn.running_var is not None
             factor = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
@@ -158,7 +157,7 @@ def calibrate_amax(model: DetectNetV2, images: npt.NDArray[np.uint8], batch_size
     amax: dict[str, float] = {}
     hooks = []
     for name, conv in model.conv_layers():
-        if name not in HEADS:
+        if name not in HEAD_LAYERS:
 
             def record(_m: nn.Module, inputs: tuple[Tensor, ...], name: str = name) -> None:
                 amax[name] = max(amax.get(name, 0.0), float(inputs[0].detach().abs().amax()))

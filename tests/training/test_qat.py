@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from gpu_worker.detection.channel_plan import ChannelPlan
+from gpu_worker.detection.channel_plan import HEAD_LAYERS, ChannelPlan
 from gpu_worker.detection.checkpoint import load_model, save_atomic
 from gpu_worker.detection.model import DetectNetV2
 from gpu_worker.export.int8 import CalibrationMethod, conv_input_tensors, export_int8, zero_point_violations
@@ -138,7 +138,7 @@ def test_export_uses_qat_scales(tmp_path: Path) -> None:
     tensors = conv_input_tensors(onnx.load(str(fp32)))
     expected = {tensors[conv]: float(np.float32(value / 127.0)) for conv, value in amax.items()}
     assert result.activation_scales == expected
-    assert set(amax) == {name for name, _ in model.conv_layers()} - set(qat.HEADS)
+    assert set(amax) == {name for name, _ in model.conv_layers()} - set(HEAD_LAYERS)
     # conv1 reads the image / 255: its calibrated amax is the brightest pixel of the calibration images.
     assert amax["conv1"] == pytest.approx(float(_images(SAMPLES, 4).max()) / 255.0, abs=1e-6)
 
