@@ -16,6 +16,7 @@ from gpu_worker.config import Settings
 
 if TYPE_CHECKING:
     from gpu_worker.pruning import PruneSettings
+    from gpu_worker.specs.proto.experiment_pb2 import Experiment
 
 MODEL_FILE = "model.pt"
 
@@ -79,7 +80,7 @@ class TorchBackend(TrainingBackend):
         if options.target_reduction is None:
             result = prune_model(loaded, self._prune_settings())
             pruned, before, after = result.model, result.params_before, result.params_after
-            kept = {name: [int(i) for i in index] for name, index in result.kept.items()}
+            kept = result.kept_channels()
             how = f"-pth {options.threshold}"
         else:
             from gpu_worker.training.prune_retrain import prune_with_retraining
@@ -109,11 +110,11 @@ class TorchBackend(TrainingBackend):
         ctx.progress(f"pruned ({how}): {before:,} -> {after:,} parameters ({after / before:.1%} kept)")
         return ModelArtifact(out, after)
 
-    def _qat_epochs(self, spec: object) -> int:
+    def _qat_epochs(self, spec: Experiment) -> int:
         configured = self.settings.export.qat_epochs
         if configured is not None:
             return configured
-        return max(1, int(spec.training_config.num_epochs) // 3)  # type: ignore[attr-defined]
+        return max(1, int(spec.training_config.num_epochs) // 3)
 
     def _quantization_aware(self, ctx: StageContext, model: Path, spec: Path, results: Path, epochs: int) -> Path:
         """QAT of the exported model (its own teacher), resumed when a checkpoint of an earlier attempt exists."""
@@ -195,12 +196,13 @@ class TorchBackend(TrainingBackend):
             calibrated = quantize_qdq(onnx_path, out / "model_int8.onnx", images)
             cache_path = write_calibration_cache(onnx_path, calibrated.activation_scales, out / "calibration.cache")
             int8_path = calibrated.onnx
-            retrained = ctx.extra.get("final_stage") == "retrain" and ctx.retrain_spec_path is not None
-            qat_spec = ctx.retrain_spec_path if retrained else ctx.spec_path
+            qat_spec = ctx.spec_path
+            if ctx.extra.get("final_stage") == "retrain" and ctx.retrain_spec_path is not None:
+                qat_spec = ctx.retrain_spec_path
             epochs = self._qat_epochs(spec)
             if qat_metadata(meta) is not None:  # trained with enable_qat: its own scales, no second QAT
                 int8_path = export_int8(model.path, onnx_path, out / "model_int8.onnx", images).onnx
-            elif epochs and qat_spec is not None:
+            elif epochs:
                 qat_model = self._quantization_aware(ctx, model.path, qat_spec, out / "qat", epochs)
                 qat_onnx = export_onnx(qat_model, out / "qat" / "model_qat_float.onnx")
                 int8_path = export_int8(qat_model, qat_onnx, out / "model_int8.onnx", images).onnx

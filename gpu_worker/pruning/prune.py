@@ -70,6 +70,10 @@ class PruneResult:
         """Parameters after / before (TAO's "pruning ratio")."""
         return self.params_after / self.params_before
 
+    def kept_channels(self) -> dict[str, list[int]]:
+        """`kept` as plain lists, as model-file metadata stores it (training/hints.py KEPT_CHANNELS_KEY)."""
+        return {name: [int(i) for i in index] for name, index in self.kept.items()}
+
 
 def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

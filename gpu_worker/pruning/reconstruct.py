@@ -93,9 +93,9 @@ def _refit(
     features = target.in_channels * target.kernel_size[0] * target.kernel_size[1] + 1
     gram = torch.zeros(features, features, dtype=torch.float64, device=source.weight.device)
     cross = torch.zeros(features, target.out_channels, dtype=torch.float64, device=source.weight.device)
+    padding = (int(target.padding[0]), int(target.padding[1]))  # numeric: every conv pads k // 2
     for original_input, pruned_input in pairs:
         wanted = source(original_input).index_select(1, out_index)  # [B, O, h, w]
-        padding = (int(target.padding[0]), int(target.padding[1]))  # numeric: every conv pads k // 2
         patches = nn.functional.unfold(
             pruned_input, target.kernel_size, padding=padding, stride=target.stride
         )  # [B, I*k*k, h*w]

@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
                 "params_before": result.params_before,
                 "params_after": result.params_after,
             },
-            KEPT_CHANNELS_KEY: {name: [int(i) for i in index] for name, index in result.kept.items()},
+            KEPT_CHANNELS_KEY: result.kept_channels(),
         }
         save_model(output, result.model, meta.classes, meta.input_hw, extra=extra)
         typer.echo(f"parameters before: {result.params_before:,}")
